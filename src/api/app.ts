@@ -1,0 +1,320 @@
+// The HTTP API: public /kv routes, health and cluster views, /metrics, and the /internal routes
+// peers call. Validation happens here, before anything reaches the node: bad input gets a JSON
+// error and changes nothing.
+
+import { timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { formatVersion } from '../core/hlc';
+import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
+import type { Logger } from '../core/log';
+import { MESSAGE_TYPES, type Message } from '../core/messages';
+import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
+import type { JsonValue } from '../core/record';
+import type { Metrics } from '../metrics';
+import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
+import { BadMessageError, QuorumError } from '../node/errors';
+import type { ReplicaFailure } from '../node/fanout';
+import type { Node } from '../node/node';
+import { HttpError, sendError } from './errors';
+
+export interface AppOptions {
+  node: Node;
+  log: Logger;
+  metrics: Metrics;
+  maxValueBytes: number;
+  maxInflightRequests: number;
+  clusterSecret?: string | undefined;
+}
+
+/** Room for the `{"value": ...}` wrapper and whitespace around a value at the size limit. */
+const BODY_OVERHEAD_BYTES = 64 * 1024;
+
+const ALLOWED_PARAMS: Record<string, readonly string[]> = {
+  GET: ['consistency', 'r'],
+  PUT: ['consistency', 'w'],
+  DELETE: ['consistency', 'w'],
+};
+
+function consistencyParams(req: Request): ConsistencyParams {
+  const allowed = ALLOWED_PARAMS[req.method] ?? [];
+  const q = req.query as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(q)) {
+    if (!allowed.includes(name)) {
+      throw new HttpError(
+        400,
+        'invalid_parameter',
+        `unknown query parameter ${JSON.stringify(name)}; ${req.method} takes ${allowed.join(', ')}`,
+      );
+    }
+    if (typeof value !== 'string') throw new HttpError(400, 'invalid_parameter', `query parameter ${name} given more than once`);
+    out[name] = value;
+  }
+  return out;
+}
+
+function requiredFor(req: Request, op: Operation, node: Node): number {
+  const n = node.config.replicationFactor;
+  const dflt = op === 'read' ? node.config.readQuorum : node.config.writeQuorum;
+  const r = requiredReplicas(op, consistencyParams(req), n, dflt);
+  if ('error' in r) throw new HttpError(400, 'invalid_parameter', r.error);
+  return r.required;
+}
+
+function keyOf(req: Request): string {
+  const key = String(req.params.key ?? '');
+  const problem = keyProblem(key);
+  if (problem) throw new HttpError(400, 'invalid_key', problem, { max_key_bytes: MAX_KEY_BYTES });
+  return key;
+}
+
+function failuresWithAddresses(node: Node, failures: ReplicaFailure[]): Array<{ replica: string; address?: string; reason: string }> {
+  const addresses = new Map(node.memberList().map((m) => [m.id, m.address]));
+  return failures.map((f) => ({
+    replica: f.replica,
+    ...(addresses.has(f.replica) ? { address: addresses.get(f.replica) } : {}),
+    reason: f.reason,
+  }));
+}
+
+export function createApp(opts: AppOptions): express.Express {
+  const { node, log, metrics } = opts;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code');
+  const latency = metrics.histogram(
+    'quorumkv_request_duration_seconds',
+    'Client request latency by operation',
+    [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  const rejected = metrics.counter(
+    'quorumkv_requests_rejected_total',
+    'Requests refused before reaching the node, by reason (a bound that was hit)',
+  );
+  let inflight = 0;
+  metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => inflight);
+  metrics.gauge('quorumkv_keys', 'Keys stored on this replica (tombstones included)', () => node.storeCount());
+  metrics.gauge('quorumkv_members', "Members in this node's ring", () => node.memberList().length);
+
+  const json = express.json({ limit: opts.maxValueBytes + BODY_OVERHEAD_BYTES, type: 'application/json' });
+  const requireJson = (req: Request, _res: Response, next: NextFunction) => {
+    if (!req.is('application/json')) {
+      const given = req.get('content-type') ?? '(none)';
+      throw new HttpError(415, 'unsupported_media_type', `send the body as Content-Type: application/json; got ${JSON.stringify(given)}`);
+    }
+    next();
+  };
+
+  // ---- health and cluster views -----------------------------------------------------------------
+  app.get('/health', (_req, res) => {
+    const s = node.status();
+    res.json({
+      status: 'ok',
+      id: s.id,
+      address: s.address,
+      generation: s.generation,
+      uptime_ms: s.uptimeMs,
+      members: s.members,
+      ring_checksum: s.ring,
+    });
+  });
+  app.get('/peers', (_req, res) => {
+    res.json(node.peers());
+  });
+  app.get('/cluster', (_req, res) => {
+    const s = node.status();
+    res.json({
+      id: s.id,
+      ring_checksum: s.ring,
+      members: node.memberList().map((m) => ({ id: m.id, address: m.address, generation: m.generation })),
+      unidentified_seeds: node.unidentifiedSeeds(),
+    });
+  });
+  app.get('/metrics', (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(metrics.render());
+  });
+
+  // ---- /kv --------------------------------------------------------------------------------------
+  const kv = express.Router();
+  kv.use((req, res, next) => {
+    if (inflight >= opts.maxInflightRequests) {
+      rejected.inc({ reason: 'overloaded' });
+      sendError(
+        res,
+        503,
+        'overloaded',
+        `this node is coordinating ${inflight} requests, its limit (--max-inflight-requests); retry or use another node`,
+      );
+      return;
+    }
+    inflight++;
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      inflight--;
+      const op = req.method.toLowerCase();
+      requests.inc({ op, code: String(res.statusCode) });
+      latency.observe(Number(process.hrtime.bigint() - start) / 1e9, { op });
+    });
+    next();
+  });
+
+  kv.all('/', (_req, _res) => {
+    throw new HttpError(400, 'invalid_key', 'key must not be empty: use /kv/<key>');
+  });
+
+  kv.get('/:key', async (req, res) => {
+    const key = keyOf(req);
+    const r = requiredFor(req, 'read', node);
+    const result = await node.get(key, r);
+    const base = {
+      coordinator: result.coordinator,
+      replicas: result.replicas,
+      quorum_required: result.required,
+      replicas_responded: result.responded.length,
+      total_replicas: result.replicas.length,
+    };
+    const rec = result.record;
+    if (!rec || rec.deleted) {
+      sendError(res, 404, 'not_found', `key ${JSON.stringify(key)} not found`, {
+        key,
+        ...base,
+        ...(rec ? { deleted: true, version: formatVersion(rec.version) } : {}),
+      });
+      return;
+    }
+    res.json({ key, value: rec.value, version: formatVersion(rec.version), ...base });
+  });
+
+  kv.put('/:key', requireJson, json, async (req, res) => {
+    const key = keyOf(req);
+    const w = requiredFor(req, 'write', node);
+    const value = valueFromBody(req, opts.maxValueBytes);
+    const result = await node.put(key, value, w);
+    res.json({
+      key,
+      value,
+      version: formatVersion(result.record.version),
+      coordinator: result.coordinator,
+      replicas: result.replicas,
+      quorum_required: result.required,
+      successful_writes: result.acked.length,
+      total_replicas: result.replicas.length,
+    });
+  });
+
+  kv.delete('/:key', async (req, res) => {
+    const key = keyOf(req);
+    const w = requiredFor(req, 'write', node);
+    const result = await node.delete(key, w);
+    res.json({
+      key,
+      deleted: true,
+      version: formatVersion(result.record.version),
+      coordinator: result.coordinator,
+      replicas: result.replicas,
+      quorum_required: result.required,
+      successful_writes: result.acked.length,
+      total_replicas: result.replicas.length,
+    });
+  });
+
+  kv.all('/:key', (req, res) => {
+    res.set('Allow', 'GET, PUT, DELETE');
+    sendError(res, 405, 'method_not_allowed', `${req.method} is not supported on /kv/<key>; use GET, PUT or DELETE`);
+  });
+  app.use('/kv', kv);
+
+  // ---- /internal ----------------------------------------------------------------------------------
+  const secret = opts.clusterSecret ? Buffer.from(opts.clusterSecret) : undefined;
+  app.post(
+    '/internal/:type',
+    (req, res, next) => {
+      if (secret) {
+        const given = Buffer.from(String(req.get(CLUSTER_TOKEN_HEADER) ?? ''));
+        if (given.length !== secret.length || !timingSafeEqual(given, secret)) {
+          rejected.inc({ reason: 'unauthorized' });
+          sendError(res, 401, 'unauthorized', `internal routes need the cluster token in the ${CLUSTER_TOKEN_HEADER} header`);
+          return;
+        }
+      }
+      next();
+    },
+    requireJson,
+    json,
+    async (req, res) => {
+      const type = String(req.params.type);
+      const msg = req.body as Message;
+      if (!MESSAGE_TYPES.includes(type as Message['type']) || typeof msg !== 'object' || msg === null || msg.type !== type) {
+        throw new HttpError(400, 'bad_request', `not a ${JSON.stringify(type)} message`);
+      }
+      res.json(await node.handle(msg));
+    },
+  );
+
+  // ---- fallbacks ----------------------------------------------------------------------------------
+  app.use((req, res) => {
+    sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.details);
+    if (err instanceof QuorumError) {
+      const d = err.details;
+      return sendError(res, 503, 'quorum_not_met', err.message, {
+        key: d.key,
+        quorum_required: d.required,
+        [err.op === 'write' ? 'successful_writes' : 'replicas_responded']: d.succeeded.length,
+        total_replicas: d.replicas.length,
+        replicas: d.replicas,
+        failures: failuresWithAddresses(node, d.failures),
+      });
+    }
+    if (err instanceof BadMessageError) return sendError(res, 400, 'bad_request', err.message);
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.too.large') {
+      rejected.inc({ reason: 'body_too_large' });
+      return sendError(res, 413, 'value_too_large', `request body exceeds ${opts.maxValueBytes + BODY_OVERHEAD_BYTES} bytes`, {
+        max_value_bytes: opts.maxValueBytes,
+      });
+    }
+    if (e.type === 'entity.parse.failed') return sendError(res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
+      return sendError(res, 415, 'unsupported_media_type', String(e.message));
+    if (err instanceof URIError || (e.status === 400 && /decode/i.test(String(e.message)))) {
+      return sendError(res, 400, 'invalid_key', 'the key in the path is not valid percent-encoding');
+    }
+    log.error({ err, method: req.method, path: req.path }, 'request failed');
+    sendError(res, 500, 'internal', 'internal error; see the node log');
+  });
+
+  return app;
+}
+
+function valueFromBody(req: Request, maxValueBytes: number): JsonValue {
+  const body = req.body as unknown;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}');
+  }
+  const fields = Object.keys(body);
+  if (!fields.includes('value')) throw new HttpError(400, 'invalid_body', 'body has no "value" field: send {"value": <any JSON>}');
+  const unknown = fields.filter((f) => f !== 'value');
+  if (unknown.length > 0) {
+    const names = unknown.map((f) => JSON.stringify(f)).join(', ');
+    throw new HttpError(400, 'invalid_body', `unknown field(s) ${names}; the body is {"value": <any JSON>}`);
+  }
+  const value = (body as { value: JsonValue }).value;
+  const size = valueSizeBytes(value);
+  if (size > maxValueBytes) {
+    throw new HttpError(413, 'value_too_large', `value is ${size} bytes of JSON; the limit is ${maxValueBytes} (--max-value-bytes)`, {
+      max_value_bytes: maxValueBytes,
+    });
+  }
+  return value;
+}

@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// The `quorumkv` command: `serve` runs a node; `put`, `get`, `delete` talk to one over HTTP.
+
+import axios, { type AxiosResponse } from 'axios';
+import { Command, Option } from 'commander';
+import { ConfigError, envName, type Flags, loadConfig, SETTINGS } from '../config';
+import { serve } from './serve';
+
+const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+function program(): Command {
+  const p = new Command('quorumkv')
+    .description('A leaderless, quorum-replicated key-value database')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (s, write) => write(s) });
+
+  const serveCmd = p
+    .command('serve')
+    .description('Run a node. Every flag also reads QUORUMKV_<FLAG> from the environment (e.g. QUORUMKV_REPLICATION_FACTOR).')
+    .action(async (flags: Flags) => {
+      let config: ReturnType<typeof loadConfig>;
+      try {
+        config = loadConfig(flags, process.env);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`quorumkv serve: ${err.message}\n`);
+          process.exit(2);
+        }
+        throw err;
+      }
+      try {
+        const running = await serve(config);
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          signals++;
+          if (signals > 1) process.exit(1); // a second Ctrl-C: stop now
+          running.shutdown(sig).then(
+            () => process.exit(0),
+            (err: unknown) => {
+              process.stderr.write(`quorumkv serve: shutdown failed: ${String(err)}\n`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use (--port / --host)` : e.message;
+        process.stderr.write(`quorumkv serve: cannot start: ${why}\n`);
+        process.exit(1);
+      }
+    });
+  // loadConfig reads the environment itself (so an error can say which source a bad value came
+  // from); help only names the variable.
+  for (const s of SETTINGS) {
+    serveCmd.addOption(new Option(`--${s.flag} ${s.arg}`, `${s.description} [${envName(s.flag)}] (default: ${s.defaultText})`));
+  }
+
+  const urlOption = () => new Option('--url <url>', 'A node of the cluster').env('QUORUMKV_URL').default(DEFAULT_URL);
+  const consistency = () => new Option('--consistency <level>', 'one, quorum or all').choices(['one', 'quorum', 'all']);
+
+  p.command('put')
+    .description('Store a value: parsed as JSON when it is valid JSON, else stored as a string')
+    .argument('<key>')
+    .argument('<value>')
+    .addOption(urlOption())
+    .addOption(consistency())
+    .option('--w <n>', 'Acknowledgements to wait for')
+    .option('--string', 'Store the value as a string even if it parses as JSON')
+    .action(async (key: string, raw: string, o: { url: string; consistency?: string; w?: string; string?: boolean }) => {
+      let value: unknown = raw;
+      if (!o.string) {
+        try {
+          value = JSON.parse(raw);
+        } catch {}
+      }
+      await call('PUT', o.url, key, { consistency: o.consistency, w: o.w }, { value });
+    });
+
+  p.command('get')
+    .description('Read a value')
+    .argument('<key>')
+    .addOption(urlOption())
+    .addOption(consistency())
+    .option('--r <n>', 'Replies to wait for')
+    .action(async (key: string, o: { url: string; consistency?: string; r?: string }) => {
+      await call('GET', o.url, key, { consistency: o.consistency, r: o.r });
+    });
+
+  p.command('delete')
+    .description('Delete a key (writes a tombstone)')
+    .argument('<key>')
+    .addOption(urlOption())
+    .addOption(consistency())
+    .option('--w <n>', 'Acknowledgements to wait for')
+    .action(async (key: string, o: { url: string; consistency?: string; w?: string }) => {
+      await call('DELETE', o.url, key, { consistency: o.consistency, w: o.w });
+    });
+
+  return p;
+}
+
+/** Prints the reply's JSON; exits 0 on 2xx, 1 otherwise (like `curl --fail`, but showing the body). */
+async function call(method: string, url: string, key: string, params: Record<string, string | undefined>, body?: unknown): Promise<void> {
+  const query = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
+  let res: AxiosResponse;
+  try {
+    res = await axios.request({
+      method,
+      url: `${url.replace(/\/+$/, '')}/kv/${encodeURIComponent(key)}`,
+      params: query,
+      data: body,
+      timeout: 30_000,
+      validateStatus: () => true,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    });
+  } catch (err) {
+    process.stderr.write(`quorumkv: cannot reach ${url}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const out = `${JSON.stringify(res.data, null, 2)}\n`;
+  if (res.status >= 200 && res.status < 300) {
+    process.stdout.write(out);
+    return;
+  }
+  process.stderr.write(out);
+  process.exit(1);
+}
+
+program()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`quorumkv: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,128 @@
+// `quorumkv serve`: wires the real parts (LMDB store, HTTP transport, system clock, pino, express)
+// around a Node and runs it until SIGTERM/SIGINT.
+
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { createApp } from '../api/app';
+import { redacted, type ServeConfig } from '../config';
+import { createLogger } from '../log';
+import { Metrics } from '../metrics';
+import { HttpTransport } from '../net/http-transport';
+import { Node } from '../node/node';
+import { SystemClock, systemRandom } from '../node/system';
+import { LmdbStore } from '../storage/lmdb-store';
+
+/** How long shutdown waits for requests in flight before closing their connections. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * One process per data directory: LMDB itself allows several, but a replica's read-your-writes
+ * overlay (see LmdbStore) is per process. A pid file left by a killed process is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'quorumkv.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(file);
+        } catch {}
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`data directory ${dir} is in use by process ${pid}; stop it, or remove ${file} if that process is not quorumkv`);
+      }
+      unlinkSync(file);
+    }
+  }
+  throw new Error(`could not lock data directory ${dir}`);
+}
+
+export interface Running {
+  node: Node;
+  server: http.Server;
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function serve(config: ServeConfig): Promise<Running> {
+  const log = createLogger(config.logLevel, { node: config.nodeId });
+  const unlock = lockDataDir(config.dataDir);
+  const store = LmdbStore.open({ path: config.dataDir });
+  const transport = new HttpTransport({ clusterSecret: config.clusterSecret });
+  const metrics = new Metrics();
+  const clock = new SystemClock();
+  const node = await Node.create(
+    {
+      id: config.nodeId,
+      address: config.advertiseAddress,
+      seeds: config.seeds,
+      replicationFactor: config.replicationFactor,
+      readQuorum: config.readQuorum,
+      writeQuorum: config.writeQuorum,
+      vnodes: config.vnodes,
+      requestTimeoutMs: config.requestTimeoutMs,
+      seedRetryMs: config.seedRetryMs,
+    },
+    { clock, random: systemRandom(), transport, store, log, metrics },
+  );
+
+  const app = createApp({
+    node,
+    log,
+    metrics,
+    maxValueBytes: config.maxValueBytes,
+    maxInflightRequests: config.maxInflightRequests,
+    clusterSecret: config.clusterSecret,
+  });
+  const server = http.createServer(app);
+  // Peers keep connections idle for 30 s (HttpTransport); the server waits longer, so it is
+  // always the client that closes an idle connection and no request races a server-side close.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = Math.max(30_000, config.requestTimeoutMs * 4);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  log.info({ config: redacted(config) }, `quorumkv listening on ${config.host}:${config.port}, advertised as ${config.advertiseAddress}`);
+  node.start();
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ reason }, 'shutting down: no new requests, finishing those in flight');
+      node.stop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+      await closed;
+      clearTimeout(timer);
+      await transport.close();
+      await store.close();
+      unlock();
+      log.info({}, 'stopped');
+    })();
+    return stopping;
+  };
+  return { node, server, shutdown };
+}
