@@ -1,0 +1,220 @@
+// Real `quorumkv serve` processes on loopback: what `npm start`, the benchmarks and the
+// integration tests run. Each node is a child process with its own data directory; the
+// launcher records the real PID so tests can SIGKILL / SIGSTOP exactly the node they mean.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The repository root: the nearest parent directory holding package.json. */
+export function repoRoot(from = __dirname): string {
+  let dir = from;
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${from}`);
+    dir = up;
+  }
+  return dir;
+}
+
+export function cliPath(): string {
+  const p = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+  if (!existsSync(p)) throw new Error(`${p} is missing: run "npm run build" first`);
+  return p;
+}
+
+export interface NodeSpec {
+  id: string;
+  host: string;
+  port: number;
+  dataDir: string;
+  seeds: string[];
+  /** More `serve` flags, e.g. ['--request-timeout-ms', '1000']. */
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+const LOG_TAIL_LINES = 400;
+
+export class LocalNode {
+  proc: ChildProcess | undefined;
+  /** Last lines the process wrote (stdout and stderr), for failure messages. */
+  readonly logTail: string[] = [];
+  private exited: Promise<number | null> = Promise.resolve(null);
+
+  constructor(
+    public spec: NodeSpec,
+    private readonly onLine?: (node: LocalNode, line: string) => void,
+  ) {}
+
+  get id(): string {
+    return this.spec.id;
+  }
+  get address(): string {
+    return `${this.spec.host}:${this.spec.port}`;
+  }
+  get url(): string {
+    return `http://${this.address}`;
+  }
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+  get running(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  args(): string[] {
+    const s = this.spec;
+    return [
+      'serve',
+      '--node-id',
+      s.id,
+      '--host',
+      s.host,
+      '--port',
+      String(s.port),
+      '--data-dir',
+      s.dataDir,
+      ...(s.seeds.length ? ['--seeds', s.seeds.join(',')] : []),
+      ...(s.args ?? []),
+    ];
+  }
+
+  /** Starts the process and resolves once /health answers; rejects if it exits first. */
+  async start(timeoutMs = 15_000): Promise<void> {
+    if (this.running) throw new Error(`${this.id} is already running`);
+    const proc = spawn(process.execPath, [cliPath(), ...this.args()], {
+      env: { ...process.env, ...(this.spec.env ?? {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    for (const stream of [proc.stdout, proc.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        this.logTail.push(line);
+        if (this.logTail.length > LOG_TAIL_LINES) this.logTail.shift();
+        this.onLine?.(this, line);
+      });
+    }
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (!this.running) {
+        await this.exited;
+        throw new Error(
+          `${this.id} exited during start-up (code ${proc.exitCode}, signal ${proc.signalCode}):\n${this.logTail.slice(-20).join('\n')}`,
+        );
+      }
+      try {
+        const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(500) });
+        if (res.ok) return;
+      } catch {}
+      if (Date.now() > deadline)
+        throw new Error(`${this.id} did not answer /health within ${timeoutMs} ms:\n${this.logTail.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Sends `signal` and waits for the process to exit (SIGKILL: a crash; SIGTERM: a clean stop). */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (!this.running || !this.proc) return null;
+    if (signal !== 'SIGKILL') this.resume(); // a SIGSTOPped process would not handle SIGTERM
+    this.proc.kill(signal);
+    return this.exited;
+  }
+
+  stop(): Promise<number | null> {
+    return this.kill('SIGTERM');
+  }
+
+  /** SIGSTOP: the process stays, its sockets stay open, nothing answers (a hung node). */
+  pause(): void {
+    if (this.proc?.pid) process.kill(this.proc.pid, 'SIGSTOP');
+  }
+
+  resume(): void {
+    if (this.proc?.pid) process.kill(this.proc.pid, 'SIGCONT');
+  }
+}
+
+export interface ClusterOptions {
+  /** One host per node (e.g. 127.0.20.1, 127.0.20.2, ...), or one host with consecutive ports. */
+  hosts?: string[];
+  host?: string;
+  basePort?: number;
+  port?: number;
+  nodes?: number;
+  dataRoot: string;
+  args?: string[];
+  env?: Record<string, string>;
+  onLine?: (node: LocalNode, line: string) => void;
+}
+
+export class LocalCluster {
+  constructor(readonly nodes: LocalNode[]) {}
+
+  static create(o: ClusterOptions): LocalCluster {
+    const count = o.hosts?.length ?? o.nodes ?? 3;
+    const addrs = Array.from({ length: count }, (_, i) => ({
+      host: o.hosts?.[i] ?? o.host ?? '127.0.0.1',
+      port: o.hosts ? (o.port ?? 8080) : (o.basePort ?? 8081) + i,
+    }));
+    const seeds = addrs.map((a) => `${a.host}:${a.port}`);
+    return new LocalCluster(
+      addrs.map(
+        (a, i) =>
+          new LocalNode(
+            {
+              id: `n${i + 1}`,
+              host: a.host,
+              port: a.port,
+              dataDir: path.join(o.dataRoot, `n${i + 1}`),
+              seeds,
+              args: o.args ?? [],
+              env: o.env ?? {},
+            },
+            o.onLine,
+          ),
+      ),
+    );
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.start()));
+    await this.waitFormed();
+  }
+
+  /** Resolves once every running node knows every member (all seeds identified). */
+  async waitFormed(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const want = this.nodes.length;
+    for (;;) {
+      const views = await Promise.all(
+        this.nodes
+          .filter((n) => n.running)
+          .map(async (n) => {
+            try {
+              const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
+              const body = (await res.json()) as { members: unknown[]; unidentified_seeds: unknown[] };
+              return body.members.length === want && body.unidentified_seeds.length === 0;
+            } catch {
+              return false;
+            }
+          }),
+      );
+      if (views.every(Boolean)) return;
+      if (Date.now() > deadline) throw new Error(`cluster did not form within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  node(id: string): LocalNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.kill(signal)));
+  }
+}

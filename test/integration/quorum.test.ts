@@ -1,0 +1,163 @@
+// Quorum reads and writes on three real `quorumkv serve` processes on loopback, with nodes killed,
+// hung (SIGSTOP) and restarted on their data. Request deadline: 1000 ms (set in helpers/cluster).
+
+import { cleanupClusters, logsOf, startCluster } from '../helpers/cluster';
+import { eventually } from '../helpers/eventually';
+import { del, get, put } from '../helpers/http';
+
+const DEADLINE_MS = 1000;
+/** What a reply may take beyond the deadline: scheduling, JSON, loopback. Generous for loaded CI. */
+const SLACK_MS = 750;
+
+afterEach(cleanupClusters);
+
+test('a value PUT through one node reads back through another; the reply lists 3 replicas and at least 2 writes', async () => {
+  const c = await startCluster('127.21.1');
+  const [n1, n2] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0]];
+
+  const w = await put(n1.url, 'user:42', { name: 'Ada', langs: ['en', 'fr'] });
+  expect(w.status).toBe(200);
+  expect(w.body).toMatchObject({ key: 'user:42', coordinator: 'n1', quorum_required: 2, total_replicas: 3 });
+  expect([...w.body.replicas].sort()).toEqual(['n1', 'n2', 'n3']);
+  expect(w.body.successful_writes).toBeGreaterThanOrEqual(2);
+
+  const r = await get(n2.url, 'user:42');
+  expect(r.status).toBe(200);
+  expect(r.body).toMatchObject({ key: 'user:42', value: { name: 'Ada', langs: ['en', 'fr'] }, version: w.body.version, coordinator: 'n2' });
+  expect(r.body.replicas_responded).toBeGreaterThanOrEqual(2);
+});
+
+test('with one of three nodes killed (-9), quorum PUT and GET still succeed', async () => {
+  const c = await startCluster('127.21.2');
+  await c.node('n3').kill('SIGKILL');
+
+  for (let i = 0; i < 10; i++) {
+    const w = await put(c.node('n1').url, `k${i}`, i);
+    expect({ i, status: w.status, body: w.body }).toMatchObject({ status: 200, body: { successful_writes: 2 } });
+    const r = await get(c.node('n2').url, `k${i}`);
+    expect({ i, status: r.status, value: r.body?.value }).toEqual({ i, status: 200, value: i });
+  }
+});
+
+test('with one node killed, a consistency=all PUT answers 503 naming the dead replica within the deadline', async () => {
+  const c = await startCluster('127.21.3');
+  await c.node('n3').kill('SIGKILL');
+
+  const w = await put(c.node('n1').url, 'all-or-nothing', 'v', '?consistency=all');
+  expect(w.status).toBe(503);
+  expect(w.body.error).toMatchObject({ code: 'quorum_not_met', quorum_required: 3, total_replicas: 3 });
+  expect(w.body.error.failures).toEqual([expect.objectContaining({ replica: 'n3', address: c.node('n3').address })]);
+  expect(w.body.error.message).toContain('n3');
+  expect(w.elapsedMs).toBeLessThan(DEADLINE_MS + SLACK_MS);
+});
+
+test('with two of three nodes down, a quorum PUT answers 503 within the deadline', async () => {
+  const c = await startCluster('127.21.4');
+  await c.node('n2').kill('SIGKILL');
+  await c.node('n3').kill('SIGKILL');
+
+  const w = await put(c.node('n1').url, 'lonely', 'v');
+  expect(w.status).toBe(503);
+  expect(w.body.error.code).toBe('quorum_not_met');
+  expect(w.body.error.failures.map((f: { replica: string }) => f.replica).sort()).toEqual(['n2', 'n3']);
+  expect(w.elapsedMs).toBeLessThan(DEADLINE_MS + SLACK_MS);
+
+  const r = await get(c.node('n1').url, 'lonely');
+  expect(r.status).toBe(503);
+  expect(r.elapsedMs).toBeLessThan(DEADLINE_MS + SLACK_MS);
+});
+
+test('with one node hung (SIGSTOP), quorum writes succeed within the deadline', async () => {
+  const c = await startCluster('127.21.5');
+  c.node('n3').pause();
+  try {
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => put(c.node(i % 2 ? 'n1' : 'n2').url, `hung-${i}`, i)));
+    for (const [i, w] of replies.entries()) {
+      expect({ i, status: w.status }).toEqual({ i, status: 200 });
+      expect(w.body.successful_writes).toBeGreaterThanOrEqual(2);
+      expect(w.elapsedMs).toBeLessThan(DEADLINE_MS);
+    }
+    // and a read at quorum, from the two that answer
+    const r = await get(c.node('n1').url, 'hung-3');
+    expect(r.status).toBe(200);
+    expect(r.body.value).toBe(3);
+  } finally {
+    c.node('n3').resume();
+  }
+});
+
+test('after all three nodes crash (kill -9) and restart on their data, every acknowledged key reads back', async () => {
+  const c = await startCluster('127.21.6');
+  const acked: Array<{ key: string; value: number; version: string }> = [];
+  await Promise.all(
+    Array.from({ length: 300 }, async (_, i) => {
+      const w = await put(c.nodes[i % 3]?.url as string, `durable-${i}`, i);
+      if (w.status === 200) acked.push({ key: `durable-${i}`, value: i, version: w.body.version });
+    }),
+  );
+  expect(acked.length).toBe(300);
+
+  await c.stopAll('SIGKILL');
+  await Promise.all(c.nodes.map((n) => n.start()));
+
+  const missing: string[] = [];
+  for (const a of acked) {
+    const r = await get(c.nodes[a.value % 3]?.url as string, a.key);
+    if (r.status !== 200 || r.body.value !== a.value || r.body.version !== a.version) missing.push(`${a.key}: ${r.status} ${r.text}`);
+  }
+  expect(missing).toEqual([]);
+});
+
+test('after a clean stop (SIGTERM) of all nodes and a restart, keys read back and the ring is the same', async () => {
+  const c = await startCluster('127.21.7');
+  const w = await put(c.node('n2').url, 'survives', { ok: true });
+  expect(w.status).toBe(200);
+  const ringBefore = (await get(c.node('n1').url, 'survives')).body;
+
+  const codes = await Promise.all(c.nodes.map((n) => n.stop()));
+  expect(codes).toEqual([0, 0, 0]);
+  // Restart one node alone: it remembers its members, so it computes the same preference lists.
+  await c.node('n1').start();
+  const health = (await fetch(`${c.node('n1').url}/health`).then((r) => r.json())) as { members: number };
+  expect(health.members).toBe(3);
+  await Promise.all([c.node('n2').start(), c.node('n3').start()]);
+
+  const r = await get(c.node('n3').url, 'survives');
+  expect(r.status).toBe(200);
+  expect(r.body.value).toEqual({ ok: true });
+  expect(r.body.replicas).toEqual(ringBefore.replicas);
+});
+
+test('a DELETE at quorum while one replica is down stays deleted after that replica restarts', async () => {
+  const c = await startCluster('127.21.8');
+  expect((await put(c.node('n1').url, 'doomed', 'old')).status).toBe(200);
+  // the write reached every replica: n3 holds "old" when it goes down
+  await eventually(async () => expect((await get(c.node('n3').url, 'doomed', '?consistency=all')).status).toBe(200));
+
+  await c.node('n3').kill('SIGKILL');
+  const d = await del(c.node('n1').url, 'doomed');
+  expect(d.status).toBe(200);
+  expect(d.body).toMatchObject({ deleted: true, successful_writes: 2 });
+
+  await c.node('n3').start();
+  for (const n of c.nodes) {
+    const r = await get(n.url, 'doomed');
+    expect({ via: n.id, status: r.status, code: r.body?.error?.code }).toEqual({ via: n.id, status: 404, code: 'not_found' });
+  }
+}, 30_000);
+
+test('a hung node does not make the other nodes wait: its failure is reported as a timeout', async () => {
+  const c = await startCluster('127.21.9');
+  c.node('n2').pause();
+  try {
+    const w = await put(c.node('n1').url, 'needs-all', 1, '?w=3');
+    expect(w.status).toBe(503);
+    expect(w.body.error.failures).toEqual([expect.objectContaining({ replica: 'n2', reason: expect.stringContaining('timeout') })]);
+    expect(w.elapsedMs).toBeGreaterThanOrEqual(DEADLINE_MS - 50);
+    expect(w.elapsedMs).toBeLessThan(DEADLINE_MS + SLACK_MS);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${logsOf(c)}`);
+  } finally {
+    c.node('n2').resume();
+  }
+});

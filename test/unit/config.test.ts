@@ -1,0 +1,95 @@
+import { ConfigError, envName, loadConfig, SETTINGS } from '../../src/config';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('serve configuration', () => {
+  test('defaults: N=3, majority quorums, 64 vnodes, 2 s deadline, 1 MiB values, data under ./data/<id>', () => {
+    const c = loadConfig({ nodeId: 'n1' }, {});
+    expect(c).toMatchObject({
+      nodeId: 'n1',
+      host: '127.0.0.1',
+      port: 8080,
+      advertiseAddress: '127.0.0.1:8080',
+      dataDir: 'data/n1',
+      seeds: [],
+      replicationFactor: 3,
+      readQuorum: 2,
+      writeQuorum: 2,
+      vnodes: 64,
+      requestTimeoutMs: 2000,
+      maxValueBytes: 1048576,
+      logLevel: 'info',
+    });
+  });
+
+  test('a flag wins over QUORUMKV_<FLAG>, which wins over the Kubernetes variables and the default', () => {
+    const env = { QUORUMKV_NODE_ID: 'from-env', POD_NAME: 'quorumkv-2', QUORUMKV_PORT: '9000', REPLICATION_FACTOR: '5' };
+    expect(loadConfig({ nodeId: 'from-flag' }, env).nodeId).toBe('from-flag');
+    expect(loadConfig({}, env).nodeId).toBe('from-env');
+    expect(loadConfig({}, { POD_NAME: 'quorumkv-2' }).nodeId).toBe('quorumkv-2');
+    expect(loadConfig({}, env).port).toBe(9000);
+    const c = loadConfig({}, env);
+    expect([c.replicationFactor, c.readQuorum, c.writeQuorum]).toEqual([5, 3, 3]);
+  });
+
+  test('quorums follow the replication factor', () => {
+    const c = loadConfig({ nodeId: 'a', replicationFactor: '5', readQuorum: '1' }, {});
+    expect([c.readQuorum, c.writeQuorum]).toEqual([1, 3]);
+  });
+
+  test('a wildcard host advertises $POD_IP, and needs it or --advertise-address', () => {
+    expect(loadConfig({ nodeId: 'a', host: '0.0.0.0' }, { POD_IP: '10.1.2.3' }).advertiseAddress).toBe('10.1.2.3:8080');
+    expect(loadConfig({ nodeId: 'a', host: '::' }, { POD_IP: 'fd00::7' }).advertiseAddress).toBe('[fd00::7]:8080');
+    expect(problems(() => loadConfig({ nodeId: 'a', host: '0.0.0.0' }, {}))).toEqual([
+      '--advertise-address (QUORUMKV_ADVERTISE_ADDRESS): required when --host is a wildcard (0.0.0.0) and POD_IP is not set',
+    ]);
+  });
+
+  test('seeds are a comma list of host:port', () => {
+    expect(loadConfig({ nodeId: 'a', seeds: ' kv-0.kv:8080, 10.0.0.2:8080,,[::1]:7000' }, {}).seeds).toEqual([
+      'kv-0.kv:8080',
+      '10.0.0.2:8080',
+      '[::1]:7000',
+    ]);
+    expect(problems(() => loadConfig({ nodeId: 'a', seeds: 'kv-0.kv' }, {}))[0]).toContain('must be host:port');
+    expect(problems(() => loadConfig({ nodeId: 'a', seeds: 'kv-0:70000' }, {}))[0]).toContain('must be host:port');
+  });
+
+  test('every problem is reported at once, naming flag, variable and source', () => {
+    const p = problems(() =>
+      loadConfig({ nodeId: 'a', port: '0', vnodes: 'x' }, { QUORUMKV_LOG_LEVEL: 'loud', QUORUMKV_REQUEST_TIMEOUT_MS: '5' }),
+    );
+    expect(p).toEqual([
+      '--port (QUORUMKV_PORT): from --port: must be an integer from 1 to 65535; got "0"',
+      '--vnodes (QUORUMKV_VNODES): from --vnodes: must be an integer from 1 to 1024; got "x"',
+      '--request-timeout-ms (QUORUMKV_REQUEST_TIMEOUT_MS): from QUORUMKV_REQUEST_TIMEOUT_MS: must be an integer from 50 to 600000; got "5"',
+      '--log-level (QUORUMKV_LOG_LEVEL): from QUORUMKV_LOG_LEVEL: must be one of trace, debug, info, warn, error, fatal, silent; got "loud"',
+    ]);
+  });
+
+  test('the cluster secret is never echoed in an error', () => {
+    const p = problems(() => loadConfig({ nodeId: 'a', clusterSecret: '   ' }, {}));
+    expect(p[0]).toContain('(hidden)');
+  });
+
+  test('bad node ids are refused', () => {
+    expect(problems(() => loadConfig({ nodeId: 'has space' }, {}))[0]).toContain('--node-id');
+    expect(problems(() => loadConfig({ nodeId: '-x' }, {}))[0]).toContain('--node-id');
+  });
+
+  test('every setting has a flag, an env name and a default description', () => {
+    for (const s of SETTINGS) {
+      expect(s.flag).toMatch(/^[a-z][a-z-]+$/);
+      expect(envName(s.flag)).toMatch(/^QUORUMKV_[A-Z_]+$/);
+      expect(s.defaultText.length).toBeGreaterThan(0);
+    }
+  });
+});

@@ -1,0 +1,101 @@
+import { TransportError } from '../../src/net/transport';
+import { gather } from '../../src/node/fanout';
+import { flushMicrotasks, ManualClock } from '../helpers/manual-clock';
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+describe('gather (coordinator fan-out)', () => {
+  test('answers once W replies arrived, without waiting for the slow replica', async () => {
+    const clock = new ManualClock();
+    const calls = { a: deferred<string>(), b: deferred<string>(), c: deferred<string>() };
+    let result: Awaited<ReturnType<typeof gather<string>>> | undefined;
+    void gather(['a', 'b', 'c'], 2, (r) => calls[r as 'a'].promise, clock, 1000).then((g) => {
+      result = g;
+    });
+    calls.a.resolve('A');
+    await flushMicrotasks();
+    expect(result).toBeUndefined();
+    calls.c.resolve('C');
+    await flushMicrotasks();
+    expect(result?.outcome).toBe('ok');
+    expect(result?.replies.map((r) => r.replica)).toEqual(['a', 'c']);
+    expect(result?.failures).toEqual([]);
+    // the slow one still lands in `settled`
+    calls.b.resolve('B');
+    const settled = await result?.settled;
+    expect(settled?.replies.map((r) => r.replica)).toEqual(['a', 'c', 'b']);
+  });
+
+  test('fails as soon as too few replicas are left, naming why each failed', async () => {
+    const clock = new ManualClock();
+    const g = gather(
+      ['a', 'b', 'c'],
+      2,
+      (r) => (r === 'c' ? new Promise<string>(() => {}) : Promise.reject(new TransportError('refused', `${r}: ECONNREFUSED`))),
+      clock,
+      1000,
+    );
+    const result = await g;
+    expect(result.outcome).toBe('failed');
+    expect(result.failures).toEqual([
+      { replica: 'a', reason: 'refused: a: ECONNREFUSED' },
+      { replica: 'b', reason: 'refused: b: ECONNREFUSED' },
+    ]);
+    expect(clock.pending()).toBe(1); // the deadline still bounds c
+    await clock.advance(1000);
+    expect((await result.settled).failures.map((f) => f.replica)).toEqual(['a', 'b', 'c']);
+  });
+
+  test('at the deadline, replicas that have not answered are reported as timeouts', async () => {
+    const clock = new ManualClock();
+    let result: Awaited<ReturnType<typeof gather<string>>> | undefined;
+    void gather(['a', 'b', 'c'], 3, (r) => (r === 'a' ? Promise.resolve('A') : new Promise<string>(() => {})), clock, 1000).then((g) => {
+      result = g;
+    });
+    await clock.advance(999);
+    expect(result).toBeUndefined();
+    await clock.advance(1);
+    expect(result?.outcome).toBe('failed');
+    expect(result?.failures).toEqual([
+      { replica: 'b', reason: 'timeout: no reply within 1000 ms' },
+      { replica: 'c', reason: 'timeout: no reply within 1000 ms' },
+    ]);
+  });
+
+  test('a late reply after the deadline is ignored', async () => {
+    const clock = new ManualClock();
+    const late = deferred<string>();
+    const g = gather(['a'], 1, () => late.promise, clock, 10);
+    await clock.advance(10);
+    late.resolve('too late');
+    const result = await g;
+    expect(result.outcome).toBe('failed');
+    expect((await result.settled).replies).toEqual([]);
+  });
+
+  test('with fewer replicas than required it fails at once and sends nothing', async () => {
+    const clock = new ManualClock();
+    let sent = 0;
+    const result = await gather(
+      ['a', 'b'],
+      3,
+      () => {
+        sent++;
+        return Promise.resolve('x');
+      },
+      clock,
+      1000,
+    );
+    expect(result.outcome).toBe('failed');
+    expect(sent).toBe(0);
+    expect(clock.pending()).toBe(0);
+  });
+});

@@ -1,0 +1,149 @@
+// The node's protocol on in-memory parts: a manual clock, memory stores and a transport that
+// calls the other nodes directly (and can make one silent).
+
+import { silentLogger } from '../../src/core/log';
+import type { Message, ReplyOf } from '../../src/core/messages';
+import { SeededRandom } from '../../src/core/random';
+import { liveRecord } from '../../src/core/record';
+import { type Transport, TransportError } from '../../src/net/transport';
+import { QuorumError } from '../../src/node/errors';
+import { Node, type NodeConfig } from '../../src/node/node';
+import { MemoryStore } from '../../src/storage/memory-store';
+import { flushMicrotasks, ManualClock } from '../helpers/manual-clock';
+
+class DirectTransport implements Transport {
+  readonly nodes = new Map<string, Node>();
+  readonly down = new Set<string>();
+  readonly silent = new Set<string>();
+  send<M extends Message>(to: string, msg: M): Promise<ReplyOf<M>> {
+    if (this.down.has(to)) return Promise.reject(new TransportError('refused', `${to}: ECONNREFUSED`));
+    if (this.silent.has(to)) return new Promise(() => {});
+    const n = this.nodes.get(to);
+    if (!n) return Promise.reject(new TransportError('refused', `${to}: ECONNREFUSED`));
+    return n.handle(JSON.parse(JSON.stringify(msg)) as M);
+  }
+}
+
+async function cluster(count = 3) {
+  const clock = new ManualClock();
+  const transport = new DirectTransport();
+  const addresses = Array.from({ length: count }, (_, i) => `10.0.0.${i + 1}:8080`);
+  const stores = addresses.map(() => new MemoryStore());
+  const config = (i: number): NodeConfig => ({
+    id: `n${i + 1}`,
+    address: addresses[i] as string,
+    seeds: addresses,
+    replicationFactor: 3,
+    readQuorum: 2,
+    writeQuorum: 2,
+    vnodes: 16,
+    requestTimeoutMs: 1000,
+    seedRetryMs: 100,
+  });
+  const nodes = await Promise.all(
+    addresses.map((_, i) =>
+      Node.create(config(i), { clock, random: new SeededRandom(i), transport, store: stores[i] as MemoryStore, log: silentLogger }),
+    ),
+  );
+  nodes.forEach((n) => {
+    transport.nodes.set(n.address, n);
+  });
+  for (const n of nodes) n.start();
+  await clock.advance(500);
+  return { clock, transport, nodes, stores, config };
+}
+
+describe('node protocol on in-memory parts', () => {
+  test('nodes identify their seeds and agree on the ring', async () => {
+    const { nodes } = await cluster();
+    for (const n of nodes) {
+      expect(n.unidentifiedSeeds()).toEqual([]);
+      expect(n.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
+    }
+    expect(new Set(nodes.map((n) => n.currentRing().checksum())).size).toBe(1);
+  });
+
+  test('a write reaches every replica; a read returns the newest version even when a replica is stale', async () => {
+    const { nodes, stores, clock } = await cluster();
+    const [n1, n2] = nodes as [Node, Node];
+    await n1.put('k', 'v1');
+    await clock.advance(1);
+    expect(stores.map((s) => s.get('k')?.value)).toEqual(['v1', 'v1', 'v1']);
+    const w2 = await n1.put('k', 'v2');
+    // make one replica stale by hand: it holds v1
+    const stale = stores[2] as MemoryStore;
+    await stale.put('k', liveRecord('v1', { wallMs: 1, counter: 0, nodeId: 'n1' }));
+    const r = await n2.get('k', 3);
+    expect(r.record?.value).toBe('v2');
+    expect(r.record?.version).toEqual(w2.record.version);
+  });
+
+  test('a coordinator whose clock is behind still issues a newer version after reading a key', async () => {
+    const { nodes } = await cluster();
+    const [n1, n2] = nodes as [Node, Node];
+    // n1 writes with a version from far in the future (a skewed clock)
+    const future = { wallMs: 1_900_000_000_000, counter: 0, nodeId: 'n9' };
+    await Promise.all(nodes.map((n) => n.handle({ type: 'write', key: 'k', record: liveRecord('from the future', future) })));
+    await n2.get('k');
+    const w = await n2.put('k', 'later');
+    expect(w.record.version.wallMs).toBeGreaterThanOrEqual(future.wallMs);
+    expect((await n1.get('k')).record?.value).toBe('later');
+  });
+
+  test('a silent replica is reported as a timeout at the deadline, not waited on', async () => {
+    const { nodes, transport, clock } = await cluster();
+    transport.silent.add('10.0.0.3:8080');
+    const n1 = nodes[0] as Node;
+    const ok = await n1.put('k', 1);
+    expect(ok.acked.sort()).toEqual(['n1', 'n2']);
+    let failure: unknown;
+    const all = n1.put('k', 2, 3).catch((e: unknown) => {
+      failure = e;
+    });
+    await clock.advance(999);
+    expect(failure).toBeUndefined();
+    await clock.advance(1);
+    await all;
+    expect(failure).toBeInstanceOf(QuorumError);
+    expect((failure as QuorumError).details.failures).toEqual([{ replica: 'n3', reason: 'timeout: no reply within 1000 ms' }]);
+  });
+
+  test('a restarted node keeps its members and takes a higher generation', async () => {
+    const { nodes, stores, config, clock, transport } = await cluster();
+    const old = nodes[0] as Node;
+    old.stop();
+    const again = await Node.create(config(0), {
+      clock,
+      random: new SeededRandom(9),
+      transport,
+      store: stores[0] as MemoryStore,
+      log: silentLogger,
+    });
+    expect(again.generation).toBeGreaterThan(old.generation);
+    expect(again.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
+    expect(again.currentRing().checksum()).toBe(old.currentRing().checksum());
+  });
+
+  test('a store that belongs to another node id is refused', async () => {
+    const { stores, config, clock, transport } = await cluster();
+    await expect(
+      Node.create(
+        { ...config(1), id: 'intruder' },
+        { clock, random: new SeededRandom(1), transport, store: stores[1] as MemoryStore, log: silentLogger },
+      ),
+    ).rejects.toThrow('belongs to node "n2"');
+  });
+
+  test('malformed messages from peers are refused', async () => {
+    const { nodes } = await cluster();
+    const n = nodes[0] as Node;
+    await expect(n.handle({ type: 'write', key: '', record: liveRecord(1, { wallMs: 1, counter: 0, nodeId: 'x' }) })).rejects.toThrow(
+      'key must not be empty',
+    );
+    await expect(n.handle({ type: 'write', key: 'k', record: { version: { wallMs: 1 } } } as never)).rejects.toThrow(
+      'write needs a record',
+    );
+    await expect(n.handle({ type: 'nope' } as never)).rejects.toThrow('unknown message type');
+    await flushMicrotasks();
+  });
+});
