@@ -1,21 +1,20 @@
-// The HTTP API: public /kv routes, health and cluster views, /metrics, and the /internal routes
-// peers call. Validation happens here, before anything reaches the node: bad input gets a JSON
+// The HTTP API: public /kv routes, health and cluster views, /metrics (express), and the
+// /internal routes peers call (./internal.ts). Validation happens here, before anything reaches the node: bad input gets a JSON
 // error and changes nothing.
 
-import { timingSafeEqual } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { formatVersion } from '../core/hlc';
 import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
 import type { Logger } from '../core/log';
-import { MESSAGE_TYPES, type Message } from '../core/messages';
 import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
 import type { JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
-import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
 import { BadMessageError, QuorumError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
 import type { Node } from '../node/node';
 import { HttpError, sendError } from './errors';
+import { createInternalHandler, INTERNAL_PREFIX } from './internal';
 
 export interface AppOptions {
   node: Node;
@@ -77,7 +76,8 @@ function failuresWithAddresses(node: Node, failures: ReplicaFailure[]): Array<{ 
   }));
 }
 
-export function createApp(opts: AppOptions): express.Express {
+/** The node's HTTP request handler: /internal/* on the lean path, everything else through express. */
+export function createHandler(opts: AppOptions): RequestListener {
   const { node, log, metrics } = opts;
   const app = express();
   app.disable('x-powered-by');
@@ -227,33 +227,6 @@ export function createApp(opts: AppOptions): express.Express {
   });
   app.use('/kv', kv);
 
-  // ---- /internal ----------------------------------------------------------------------------------
-  const secret = opts.clusterSecret ? Buffer.from(opts.clusterSecret) : undefined;
-  app.post(
-    '/internal/:type',
-    (req, res, next) => {
-      if (secret) {
-        const given = Buffer.from(String(req.get(CLUSTER_TOKEN_HEADER) ?? ''));
-        if (given.length !== secret.length || !timingSafeEqual(given, secret)) {
-          rejected.inc({ reason: 'unauthorized' });
-          sendError(res, 401, 'unauthorized', `internal routes need the cluster token in the ${CLUSTER_TOKEN_HEADER} header`);
-          return;
-        }
-      }
-      next();
-    },
-    requireJson,
-    json,
-    async (req, res) => {
-      const type = String(req.params.type);
-      const msg = req.body as Message;
-      if (!MESSAGE_TYPES.includes(type as Message['type']) || typeof msg !== 'object' || msg === null || msg.type !== type) {
-        throw new HttpError(400, 'bad_request', `not a ${JSON.stringify(type)} message`);
-      }
-      res.json(await node.handle(msg));
-    },
-  );
-
   // ---- fallbacks ----------------------------------------------------------------------------------
   app.use((req, res) => {
     sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
@@ -294,7 +267,17 @@ export function createApp(opts: AppOptions): express.Express {
     sendError(res, 500, 'internal', 'internal error; see the node log');
   });
 
-  return app;
+  const internal = createInternalHandler({
+    node,
+    log,
+    clusterSecret: opts.clusterSecret,
+    maxBodyBytes: opts.maxValueBytes + BODY_OVERHEAD_BYTES,
+    rejected,
+  });
+  return (req, res) => {
+    if (req.url?.startsWith(INTERNAL_PREFIX)) internal(req, res);
+    else app(req, res);
+  };
 }
 
 function valueFromBody(req: Request, maxValueBytes: number): JsonValue {

@@ -4,7 +4,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createApp } from '../api/app';
+import { createHandler } from '../api/app';
 import { redacted, type ServeConfig } from '../config';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
@@ -82,7 +82,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     { clock, random: systemRandom(), transport, store, log, metrics },
   );
 
-  const app = createApp({
+  const handler = createHandler({
     node,
     log,
     metrics,
@@ -90,7 +90,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     maxInflightRequests: config.maxInflightRequests,
     clusterSecret: config.clusterSecret,
   });
-  const server = http.createServer(app);
+  const server = http.createServer(handler);
   // Peers keep connections idle for 30 s (HttpTransport); the server waits longer, so it is
   // always the client that closes an idle connection and no request races a server-side close.
   server.keepAliveTimeout = 65_000;
