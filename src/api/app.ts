@@ -12,7 +12,7 @@ import type { JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
 import { BadMessageError, QuorumError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
-import type { Node } from '../node/node';
+import type { Node, WriteResult } from '../node/node';
 import { HttpError, sendError } from './errors';
 import { createInternalHandler, INTERNAL_PREFIX } from './internal';
 
@@ -192,33 +192,13 @@ export function createHandler(opts: AppOptions): RequestListener {
     const key = keyOf(req);
     const w = requiredFor(req, 'write', node);
     const value = valueFromBody(req, opts.maxValueBytes);
-    const result = await node.put(key, value, w);
-    res.json({
-      key,
-      value,
-      version: formatVersion(result.record.version),
-      coordinator: result.coordinator,
-      replicas: result.replicas,
-      quorum_required: result.required,
-      successful_writes: result.acked.length,
-      total_replicas: result.replicas.length,
-    });
+    res.json(writeReply(await node.put(key, value, w), { value }));
   });
 
   kv.delete('/:key', async (req, res) => {
     const key = keyOf(req);
     const w = requiredFor(req, 'write', node);
-    const result = await node.delete(key, w);
-    res.json({
-      key,
-      deleted: true,
-      version: formatVersion(result.record.version),
-      coordinator: result.coordinator,
-      replicas: result.replicas,
-      quorum_required: result.required,
-      successful_writes: result.acked.length,
-      total_replicas: result.replicas.length,
-    });
+    res.json(writeReply(await node.delete(key, w), { deleted: true }));
   });
 
   kv.all('/:key', (req, res) => {
@@ -277,6 +257,20 @@ export function createHandler(opts: AppOptions): RequestListener {
   return (req, res) => {
     if (req.url?.startsWith(INTERNAL_PREFIX)) internal(req, res);
     else app(req, res);
+  };
+}
+
+/** The reply to a PUT (`value`) or DELETE (`deleted: true`): the seed's shape, snake_case. */
+function writeReply(result: WriteResult, what: { value: JsonValue } | { deleted: true }): Record<string, unknown> {
+  return {
+    key: result.key,
+    ...what,
+    version: formatVersion(result.record.version),
+    coordinator: result.coordinator,
+    replicas: result.replicas,
+    quorum_required: result.required,
+    successful_writes: result.acked.length,
+    total_replicas: result.replicas.length,
   };
 }
 
