@@ -1,0 +1,177 @@
+// The invariants a run must keep. Each checker returns the violations it found, each naming the
+// operations involved, so a failing seed says what went wrong without a re-run.
+
+import { compareVersions, formatVersion, type Version } from '../core/hlc';
+import { compareRecords, newest, type StoredRecord } from '../core/record';
+import type { FinalState, Op } from './history';
+
+export type CheckerName = 'lost-write' | 'stale-read' | 'invented-value' | 'resurrection' | 'ring-disagreement';
+
+export interface Violation {
+  checker: CheckerName;
+  message: string;
+  ops: number[];
+}
+
+const fmt = (v: Version | undefined) => (v ? formatVersion(v) : 'nothing');
+const isWrite = (o: Op) => o.kind === 'put' || o.kind === 'delete';
+
+function byKey(history: readonly Op[]): Map<string, Op[]> {
+  const m = new Map<string, Op[]>();
+  for (const o of history) {
+    const list = m.get(o.key);
+    if (list) list.push(o);
+    else m.set(o.key, [o]);
+  }
+  return m;
+}
+
+function newestOnReplicas(final: FinalState, key: string): StoredRecord | undefined {
+  return newest((final.get(key) ?? []).map((r) => r.record));
+}
+
+/**
+ * 1. No acknowledged write is lost: after heal and quiet, the newest record any replica of the key
+ * holds is at least as new as every acknowledged write to it.
+ */
+export function checkNoLostWrites(history: readonly Op[], final: FinalState): Violation[] {
+  const out: Violation[] = [];
+  for (const o of history) {
+    if (!isWrite(o) || o.outcome !== 'ok' || !o.version) continue;
+    const held = newestOnReplicas(final, o.key);
+    if (!held || compareVersions(held.version, o.version) < 0) {
+      out.push({
+        checker: 'lost-write',
+        message: `${o.kind} #${o.id} of ${o.key} acknowledged at version ${fmt(o.version)}, but the newest on its replicas is ${fmt(held?.version)}`,
+        ops: [o.id],
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * 2. With R + W > N, a read that starts after a write was acknowledged returns that write or a
+ * newer one (by version: last write wins).
+ */
+export function checkQuorumReads(history: readonly Op[], n: number): Violation[] {
+  const out: Violation[] = [];
+  for (const [, ops] of byKey(history)) {
+    const writes = ops.filter((o) => isWrite(o) && o.outcome === 'ok' && o.version);
+    for (const r of ops) {
+      if (r.kind !== 'get' || r.outcome !== 'ok' || !r.read) continue;
+      let must: Op | undefined;
+      for (const w of writes) {
+        if (w.end < r.start && w.required + r.required > n && (!must || compareVersions(w.version as Version, must.version as Version) > 0))
+          must = w;
+      }
+      if (!must) continue;
+      const got = r.read.record?.version;
+      if (!got || compareVersions(got, must.version as Version) < 0) {
+        out.push({
+          checker: 'stale-read',
+          message: `get #${r.id} of ${r.key} (r=${r.required}) returned ${fmt(got)} after ${must.kind} #${must.id} (w=${must.required}) was acknowledged at ${fmt(must.version)}`,
+          ops: [must.id, r.id],
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * 3. Nothing is invented: every value read (or held at the end) was written to that key by some
+ * client, and when that write was acknowledged, with the version it was acknowledged with.
+ */
+export function checkNothingInvented(history: readonly Op[], final: FinalState): Violation[] {
+  const out: Violation[] = [];
+  const puts = new Map<string, Op>(); // key \0 value -> put
+  for (const o of history) if (o.kind === 'put' && o.value !== undefined) puts.set(`${o.key}\0${o.value}`, o);
+  const check = (key: string, record: StoredRecord | undefined, where: string, ops: number[]) => {
+    if (!record || record.deleted) return;
+    const w = puts.get(`${key}\0${String(record.value)}`);
+    if (!w) {
+      out.push({
+        checker: 'invented-value',
+        message: `${where}: ${key} = ${JSON.stringify(record.value)}, which no client wrote to it`,
+        ops,
+      });
+    } else if (w.outcome === 'ok' && w.version && compareVersions(w.version, record.version) !== 0) {
+      out.push({
+        checker: 'invented-value',
+        message: `${where}: ${key} = ${JSON.stringify(record.value)} at ${fmt(record.version)}, but put #${w.id} was acknowledged at ${fmt(w.version)}`,
+        ops: [...ops, w.id],
+      });
+    }
+  };
+  for (const o of history) if (o.kind === 'get' && o.outcome === 'ok' && o.read) check(o.key, o.read.record, `get #${o.id}`, [o.id]);
+  for (const [key, replicas] of final) for (const r of replicas) check(key, r.record, `replica ${r.node} at the end`, []);
+  return out;
+}
+
+/**
+ * 4. No deleted key comes back while its tombstone is the newest version: no quorum read after an
+ * acknowledged delete returns a value older than the tombstone, and no replica set ends with an
+ * older value as its newest record.
+ */
+export function checkNoResurrection(history: readonly Op[], final: FinalState, n: number): Violation[] {
+  const out: Violation[] = [];
+  for (const [key, ops] of byKey(history)) {
+    const deletes = ops.filter((o) => o.kind === 'delete' && o.outcome === 'ok' && o.version);
+    if (deletes.length === 0) continue;
+    for (const r of ops) {
+      const rec = r.read?.record;
+      if (r.kind !== 'get' || r.outcome !== 'ok' || !rec || rec.deleted) continue;
+      const d = deletes.find(
+        (x) => x.end < r.start && x.required + r.required > n && compareVersions(rec.version, x.version as Version) < 0,
+      );
+      if (d) {
+        out.push({
+          checker: 'resurrection',
+          message: `get #${r.id} of ${key} returned ${JSON.stringify(rec.value)} (${fmt(rec.version)}) after delete #${d.id} was acknowledged at ${fmt(d.version)}`,
+          ops: [d.id, r.id],
+        });
+      }
+    }
+    const held = newestOnReplicas(final, key);
+    if (held && !held.deleted) {
+      const d = deletes.find((x) => compareVersions(held.version, x.version as Version) < 0);
+      if (d) {
+        out.push({
+          checker: 'resurrection',
+          message: `${key} ends with ${JSON.stringify(held.value)} (${fmt(held.version)}) as its newest record, older than delete #${d.id} at ${fmt(d.version)}`,
+          ops: [d.id],
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** 5. Convergence: the share of keys whose replicas all hold the same record. */
+export function convergence(final: FinalState): { keys: number; converged: number; diverged: string[] } {
+  let converged = 0;
+  const diverged: string[] = [];
+  for (const [key, replicas] of final) {
+    const first = replicas[0]?.record;
+    const same = replicas.every((r) =>
+      r.record === undefined ? first === undefined : first !== undefined && compareRecords(r.record, first) === 0,
+    );
+    if (same) converged++;
+    else diverged.push(key);
+  }
+  return { keys: final.size, converged, diverged };
+}
+
+/** 6. Ring agreement: every live node computes the same ring checksum. */
+export function checkRingAgreement(checksums: ReadonlyArray<{ node: string; checksum: string }>): Violation[] {
+  const distinct = new Set(checksums.map((c) => c.checksum));
+  if (distinct.size <= 1) return [];
+  return [
+    {
+      checker: 'ring-disagreement',
+      message: `live nodes disagree on the ring: ${checksums.map((c) => `${c.node}=${c.checksum}`).join(' ')}`,
+      ops: [],
+    },
+  ];
+}

@@ -1,0 +1,459 @@
+// A whole quorumkv cluster in one process, on virtual time: the production Node with a simulated
+// clock, network and disk injected. One seed fixes everything (latencies, drops, faults, the
+// workload), so a run replays exactly, trace and all.
+
+import type { Logger } from '../core/log';
+import { quorumOf } from '../core/quorum';
+import { type Random, randomInt, SeededRandom } from '../core/random';
+import { Ring } from '../core/ring';
+import { QuorumError } from '../node/errors';
+import { Node, type NodeConfig } from '../node/node';
+import {
+  type CheckerName,
+  checkNoLostWrites,
+  checkNoResurrection,
+  checkNothingInvented,
+  checkQuorumReads,
+  checkRingAgreement,
+  convergence,
+  type Violation,
+} from './checkers';
+import type { FinalState, Op, OpKind } from './history';
+import { type Endpoint, SimNetwork } from './network';
+import { Scheduler, type SimEvent } from './scheduler';
+import { SimClock } from './sim-clock';
+import { SimStore } from './sim-store';
+
+export type FaultKind = 'partition' | 'crash' | 'pause' | 'drop' | 'skew';
+export const ALL_FAULTS: readonly FaultKind[] = ['partition', 'crash', 'pause', 'drop', 'skew'];
+
+export interface SimOptions {
+  seed: number;
+  nodes?: number;
+  /** Replication factor N. */
+  n?: number;
+  faults?: readonly FaultKind[];
+  /** Faults injected during the workload (each heals after a while). */
+  faultCount?: number;
+  clients?: number;
+  opsPerClient?: number;
+  keys?: number;
+  requestTimeoutMs?: number;
+  /** Largest offset of a node's wall clock from true time. */
+  maxSkewMs?: number;
+  trace?: boolean;
+}
+
+export interface SimNode {
+  id: string;
+  address: string;
+  clock: SimClock;
+  store: SimStore;
+  endpoint: Endpoint;
+  node: Node | undefined;
+  /** Set while Node.create runs, so a restart is never started twice. */
+  booting: Promise<void> | undefined;
+  random: Random;
+}
+
+export interface RunResult {
+  seed: number;
+  ops: number;
+  okOps: number;
+  faults: Record<FaultKind, number>;
+  violations: Violation[];
+  convergence: { keys: number; converged: number; diverged: string[] };
+  virtualMs: number;
+  events: number;
+  trace: string[];
+}
+
+const START_MS = 1_767_225_600_000; // 2026-01-01T00:00:00Z, virtual
+
+function deriveSeed(random: Random): number {
+  return Math.floor(random.next() * 2 ** 32);
+}
+
+export class Simulation {
+  readonly scheduler = new Scheduler(START_MS);
+  readonly network: SimNetwork;
+  readonly nodes: SimNode[] = [];
+  readonly history: Op[] = [];
+  readonly traceLines: string[] = [];
+  readonly faults: Record<FaultKind, number> = { partition: 0, crash: 0, pause: 0, drop: 0, skew: 0 };
+  readonly opts: Required<Omit<SimOptions, 'trace'>> & { trace: boolean };
+  private readonly faultRandom: Random;
+  private readonly workloadRandom: Random;
+  private readonly ring: Ring;
+  /** Fault starts and ends still to come; heal() cancels them. */
+  private faultEvents: SimEvent[] = [];
+
+  constructor(options: SimOptions) {
+    this.opts = {
+      nodes: 5,
+      n: 3,
+      faults: ALL_FAULTS,
+      faultCount: 6,
+      clients: 4,
+      opsPerClient: 200,
+      keys: 32,
+      requestTimeoutMs: 1000,
+      maxSkewMs: 300,
+      trace: false,
+      ...options,
+    };
+    const master = new SeededRandom(this.opts.seed);
+    this.faultRandom = new SeededRandom(deriveSeed(master));
+    this.workloadRandom = new SeededRandom(deriveSeed(master));
+    this.network = new SimNetwork(this.scheduler, new SeededRandom(deriveSeed(master)), this.opts.trace ? (l) => this.trace(l) : undefined);
+    const skews = this.opts.faults.includes('skew');
+    for (let i = 0; i < this.opts.nodes; i++) {
+      const random = new SeededRandom(deriveSeed(master));
+      const skew = skews ? randomInt(master, -this.opts.maxSkewMs, this.opts.maxSkewMs) : 0;
+      const address = `10.0.0.${i + 1}:8080`;
+      const clock = new SimClock(this.scheduler, skew);
+      const store = new SimStore(this.scheduler, new SeededRandom(deriveSeed(master)));
+      const endpoint: Endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
+      this.network.register(address, endpoint);
+      this.nodes.push({ id: `n${i + 1}`, address, clock, store, endpoint, node: undefined, booting: undefined, random });
+    }
+    this.ring = new Ring(
+      this.nodes.map((n) => n.id),
+      64,
+    );
+  }
+
+  trace(line: string): void {
+    if (this.opts.trace) this.traceLines.push(`${(this.scheduler.now - START_MS).toFixed(3).padStart(10)} ${line}`);
+  }
+
+  private logger(id: string): Logger {
+    if (!this.opts.trace) return { debug() {}, info() {}, warn() {}, error() {} };
+    const line = (level: string) => (obj: object, msg: string) => this.trace(`log ${id} ${level} ${msg} ${JSON.stringify(obj)}`);
+    return { debug() {}, info: line('info'), warn: line('warn'), error: line('error') };
+  }
+
+  private nodeConfig(s: SimNode): NodeConfig {
+    return {
+      id: s.id,
+      address: s.address,
+      seeds: this.nodes.map((n) => n.address),
+      replicationFactor: this.opts.n,
+      readQuorum: quorumOf(this.opts.n),
+      writeQuorum: quorumOf(this.opts.n),
+      vnodes: 64,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      seedRetryMs: 200,
+    };
+  }
+
+  /** Starts (or restarts) a node on its store: a new incarnation with a new clock and memory. */
+  private boot(s: SimNode): Promise<void> {
+    s.booting ??= this.create(s).finally(() => {
+      s.booting = undefined;
+    });
+    return s.booting;
+  }
+
+  private async create(s: SimNode): Promise<void> {
+    s.clock = new SimClock(this.scheduler, s.clock.skewMs);
+    const node = await Node.create(this.nodeConfig(s), {
+      clock: s.clock,
+      random: s.random,
+      transport: this.network.transportFor(s.address, s.clock),
+      store: s.store,
+      log: this.logger(s.id),
+    });
+    s.node = node;
+    s.endpoint.handle = (msg) => node.handle(msg);
+    s.endpoint.state = 'up';
+    node.start();
+    this.trace(`boot ${s.id} generation ${node.generation}`);
+  }
+
+  crash(s: SimNode): void {
+    this.trace(`fault crash ${s.id}`);
+    s.node?.stop();
+    s.node = undefined;
+    s.booting = undefined;
+    s.endpoint.state = 'down';
+    s.endpoint.incarnation++;
+    s.endpoint.inbox = [];
+    s.clock.crash();
+    s.store.crash();
+  }
+
+  pause(s: SimNode): void {
+    this.trace(`fault pause ${s.id}`);
+    s.endpoint.state = 'paused';
+    s.clock.pause();
+  }
+
+  resume(s: SimNode): void {
+    if (s.endpoint.state !== 'paused') return;
+    this.trace(`resume ${s.id}`);
+    s.endpoint.state = 'up';
+    s.clock.resume();
+    const inbox = s.endpoint.inbox;
+    s.endpoint.inbox = [];
+    for (const deliver of inbox) deliver();
+  }
+
+  /** Runs the scheduler until `p` settles (or virtual time runs out). */
+  async until<T>(p: Promise<T>, limitMs = 600_000): Promise<T> {
+    let done = false;
+    const wrapped = p.finally(() => {
+      done = true;
+    });
+    await this.scheduler.runWhile(() => !done, this.scheduler.now + limitMs);
+    if (!done) throw new Error(`seed ${this.opts.seed}: did not finish within ${limitMs} virtual ms`);
+    return wrapped;
+  }
+
+  /** Boots every node and waits until each has identified every seed. */
+  async start(): Promise<void> {
+    await this.until(Promise.all(this.nodes.map((s) => this.boot(s))));
+    const formed = () => this.nodes.every((s) => s.node && s.node.unidentifiedSeeds().length === 0);
+    await this.scheduler.runWhile(() => !formed(), this.scheduler.now + 60_000);
+    if (!formed()) throw new Error(`seed ${this.opts.seed}: cluster did not form`);
+  }
+
+  // ---- faults -----------------------------------------------------------------------------------
+
+  private pick<T>(random: Random, items: readonly T[]): T {
+    return items[randomInt(random, 0, items.length - 1)] as T;
+  }
+
+  private scheduleFaults(windowMs: number): void {
+    const r = this.faultRandom;
+    for (let i = 0; i < this.opts.faultCount && this.opts.faults.length > 0; i++) {
+      const kind = this.pick(r, this.opts.faults);
+      const at = randomInt(r, 0, windowMs);
+      const duration = randomInt(r, 50, 2500);
+      const target = this.pick(r, this.nodes);
+      this.faultEvents.push(this.scheduler.after(at, () => this.inject(kind, target, duration)));
+    }
+  }
+
+  private inject(kind: FaultKind, s: SimNode, durationMs: number): void {
+    const r = this.faultRandom;
+    switch (kind) {
+      case 'crash': {
+        if (s.endpoint.state === 'down') return;
+        this.crash(s);
+        this.afterFault(durationMs, () => {
+          if (s.endpoint.state === 'down') void this.boot(s);
+        });
+        break;
+      }
+      case 'pause': {
+        if (s.endpoint.state !== 'up') return;
+        this.pause(s);
+        this.afterFault(durationMs, () => this.resume(s));
+        break;
+      }
+      case 'partition': {
+        const addresses = this.nodes.map((n) => n.address);
+        const side = addresses.filter(() => r.next() < 0.5);
+        if (side.length === 0 || side.length === addresses.length) side.splice(0, side.length, s.address);
+        this.trace(`fault partition [${side.join(' ')}] | rest`);
+        this.network.partition([addresses.filter((a) => !side.includes(a)), side]);
+        this.afterFault(durationMs, () => {
+          this.trace('heal partition');
+          this.network.heal();
+        });
+        break;
+      }
+      case 'drop': {
+        const rate = 0.05 + r.next() * 0.3;
+        this.trace(`fault drop ${rate.toFixed(3)}`);
+        this.network.dropRate = rate;
+        this.afterFault(durationMs, () => {
+          this.network.dropRate = 0;
+        });
+        break;
+      }
+      case 'skew': {
+        const jump = randomInt(r, -2000, 2000);
+        s.clock.skewMs += jump;
+        this.trace(`fault skew ${s.id} ${jump} ms (now ${s.clock.skewMs})`);
+        break;
+      }
+    }
+    this.faults[kind]++;
+  }
+
+  private afterFault(ms: number, fn: () => void): void {
+    this.faultEvents.push(this.scheduler.after(ms, fn));
+  }
+
+  /** Ends every fault: partitions healed, drops stopped, paused nodes resumed, crashed nodes restarted. */
+  async heal(): Promise<void> {
+    this.trace('heal all');
+    for (const e of this.faultEvents) e.cancelled = true;
+    this.faultEvents = [];
+    this.network.heal();
+    this.network.dropRate = 0;
+    const boots: Array<Promise<void>> = [];
+    for (const s of this.nodes) {
+      if (s.endpoint.state === 'paused') this.resume(s);
+      if (s.endpoint.state === 'down') boots.push(this.boot(s));
+    }
+    await this.until(Promise.all(boots));
+  }
+
+  /** Lets the cluster run with no clients for `ms` of virtual time (background work settles). */
+  async quiesce(ms = 5000): Promise<void> {
+    await this.scheduler.runUntil(this.scheduler.now + ms);
+  }
+
+  // ---- workload -----------------------------------------------------------------------------------
+
+  private async client(c: number): Promise<void> {
+    const r = this.workloadRandom;
+    const n = this.opts.n;
+    for (let i = 0; i < this.opts.opsPerClient; i++) {
+      await this.sleep(randomInt(r, 0, 20));
+      const roll = r.next();
+      const kind: OpKind = roll < 0.5 ? 'put' : roll < 0.85 ? 'get' : 'delete';
+      const key = `k${randomInt(r, 0, this.opts.keys - 1)}`;
+      const level = r.next();
+      const required = level < 0.7 ? quorumOf(n) : level < 0.85 ? 1 : n;
+      const target = this.pick(r, this.nodes);
+      const op: Op = {
+        id: this.history.length,
+        client: c,
+        kind,
+        key,
+        required,
+        coordinator: target.id,
+        start: this.scheduler.now,
+        end: Number.NaN,
+        outcome: 'unknown',
+        ...(kind === 'put' ? { value: `c${c}-${i}` } : {}),
+      };
+      this.history.push(op);
+      await this.call(op, target);
+      op.end = this.scheduler.now;
+      this.trace(
+        `op #${op.id} c${c} ${kind} ${key}${op.value ? `=${op.value}` : ''} w/r=${required} via ${target.id}: ${op.outcome}` +
+          (op.version ? ` @${op.version.wallMs}.${op.version.counter}.${op.version.nodeId}` : '') +
+          (op.read
+            ? ` read ${op.read.record ? (op.read.record.deleted ? 'tombstone' : JSON.stringify(op.read.record.value)) : 'nothing'}`
+            : '') +
+          (op.error ? ` (${op.error})` : ''),
+      );
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.scheduler.after(ms, resolve));
+  }
+
+  /** One client request: refused by a crashed coordinator, lost if it crashes before answering. */
+  private async call(op: Op, s: SimNode): Promise<void> {
+    const node = s.node;
+    if (!node || s.endpoint.state === 'down') {
+      await this.sleep(0.5);
+      op.outcome = 'fail';
+      op.error = 'connection refused';
+      return;
+    }
+    const incarnation = s.endpoint.incarnation;
+    const clientTimeoutMs = this.opts.requestTimeoutMs * 2;
+    const timeout = new Promise<'timeout'>((resolve) => this.scheduler.after(clientTimeoutMs, () => resolve('timeout')));
+    const request = (async () => {
+      // a paused coordinator only reads the request once it resumes
+      if (s.endpoint.state === 'paused') await new Promise<void>((resolve) => s.endpoint.inbox.push(resolve));
+      if (op.kind === 'put') return node.put(op.key, op.value as string, op.required);
+      if (op.kind === 'delete') return node.delete(op.key, op.required);
+      return node.get(op.key, op.required);
+    })();
+    try {
+      const result = await Promise.race([request, timeout]);
+      if (s.endpoint.incarnation !== incarnation) {
+        op.outcome = 'unknown';
+        op.error = 'coordinator crashed';
+      } else if (result === 'timeout') {
+        op.outcome = 'unknown';
+        op.error = 'no answer';
+      } else {
+        op.outcome = 'ok';
+        if ('responded' in result) op.read = { record: result.record };
+        else op.version = result.record.version;
+      }
+    } catch (err) {
+      op.outcome = s.endpoint.incarnation !== incarnation ? 'unknown' : 'fail';
+      op.error = err instanceof QuorumError ? 'quorum not met' : String(err);
+    }
+  }
+
+  /** Runs the clients to completion while faults come and go. */
+  async run(): Promise<Op[]> {
+    const expectedMs = this.opts.opsPerClient * 15;
+    this.scheduleFaults(expectedMs);
+    await this.until(Promise.all(Array.from({ length: this.opts.clients }, (_, c) => this.client(c))));
+    return this.history;
+  }
+
+  // ---- the god's-eye view ---------------------------------------------------------------------------
+
+  /** What each replica of each key written holds on disk. */
+  readAll(): FinalState {
+    const keys = new Set<string>();
+    for (const o of this.history) keys.add(o.key);
+    for (const s of this.nodes) for (const k of s.store.durableKeys()) keys.add(k);
+    const out: FinalState = new Map();
+    for (const key of [...keys].sort()) {
+      const replicas = this.ring.preferenceList(key, this.opts.n);
+      out.set(
+        key,
+        replicas.map((id) => ({ node: id, record: (this.nodes.find((s) => s.id === id) as SimNode).store.durableRecord(key) })),
+      );
+    }
+    return out;
+  }
+
+  ringChecksums(): Array<{ node: string; checksum: string }> {
+    return this.nodes.filter((s) => s.node).map((s) => ({ node: s.id, checksum: (s.node as Node).currentRing().checksum() }));
+  }
+
+  check(): { violations: Violation[]; convergence: ReturnType<typeof convergence> } {
+    const final = this.readAll();
+    const violations = [
+      ...checkNoLostWrites(this.history, final),
+      ...checkQuorumReads(this.history, this.opts.n),
+      ...checkNothingInvented(this.history, final),
+      ...checkNoResurrection(this.history, final, this.opts.n),
+      ...checkRingAgreement(this.ringChecksums()),
+    ];
+    return { violations, convergence: convergence(final) };
+  }
+}
+
+/** One complete run: start, workload under faults, heal, quiet, check. */
+export async function runSeed(options: SimOptions): Promise<RunResult> {
+  const sim = new Simulation(options);
+  await sim.start();
+  await sim.run();
+  await sim.heal();
+  await sim.quiesce();
+  const { violations, convergence: conv } = sim.check();
+  return {
+    seed: options.seed,
+    ops: sim.history.length,
+    okOps: sim.history.filter((o) => o.outcome === 'ok').length,
+    faults: { ...sim.faults },
+    violations,
+    convergence: conv,
+    virtualMs: sim.scheduler.now - START_MS,
+    events: sim.scheduler.eventsRun,
+    trace: sim.traceLines,
+  };
+}
+
+export function violationSummary(violations: readonly Violation[]): Record<CheckerName, number> {
+  const out: Record<string, number> = {};
+  for (const v of violations) out[v.checker] = (out[v.checker] ?? 0) + 1;
+  return out as Record<CheckerName, number>;
+}
