@@ -1,0 +1,151 @@
+// Every checker is fed a history that breaks its invariant and must say so (a checker that cannot
+// fail is worthless), and one that keeps it and must stay quiet.
+
+import type { Version } from '../../src/core/hlc';
+import { liveRecord, type StoredRecord, tombstone } from '../../src/core/record';
+import {
+  checkNoLostWrites,
+  checkNoResurrection,
+  checkNothingInvented,
+  checkQuorumReads,
+  checkRingAgreement,
+  convergence,
+} from '../../src/sim/checkers';
+import type { FinalState, Op } from '../../src/sim/history';
+
+const v = (wallMs: number, nodeId = 'n1'): Version => ({ wallMs, counter: 0, nodeId });
+let nextId = 0;
+function op(o: Partial<Op> & Pick<Op, 'kind' | 'key' | 'start' | 'end'>): Op {
+  return { id: nextId++, client: 0, required: 2, coordinator: 'n1', outcome: 'ok', ...o };
+}
+function state(entries: Record<string, Array<StoredRecord | undefined>>): FinalState {
+  return new Map(Object.entries(entries).map(([k, recs]) => [k, recs.map((record, i) => ({ node: `n${i + 1}`, record }))]));
+}
+
+describe('checker 1: no acknowledged write is lost', () => {
+  const put = op({ kind: 'put', key: 'a', value: 'x', start: 0, end: 5, version: v(10) });
+
+  test('reports an acknowledged write whose version no replica holds', () => {
+    const found = checkNoLostWrites([put], state({ a: [liveRecord('older', v(5)), undefined, undefined] }));
+    expect(found).toEqual([expect.objectContaining({ checker: 'lost-write', ops: [put.id] })]);
+    expect(found[0]?.message).toContain('10.0@n1');
+  });
+
+  test('reports a key that vanished from every replica', () => {
+    expect(checkNoLostWrites([put], state({}))).toHaveLength(1);
+  });
+
+  test('accepts the write on one replica, or superseded by a newer one', () => {
+    expect(checkNoLostWrites([put], state({ a: [undefined, liveRecord('x', v(10)), undefined] }))).toEqual([]);
+    expect(checkNoLostWrites([put], state({ a: [tombstone(v(11)), undefined, undefined] }))).toEqual([]);
+  });
+
+  test('does not count writes that were not acknowledged', () => {
+    const failed = { ...put, outcome: 'fail' as const };
+    expect(checkNoLostWrites([failed], state({}))).toEqual([]);
+  });
+});
+
+describe('checker 2: a quorum read sees every write acknowledged before it started', () => {
+  const put = op({ kind: 'put', key: 'a', value: 'x', start: 0, end: 5, version: v(10) });
+
+  test('reports a later quorum read that returned an older version, or nothing', () => {
+    const stale = op({ kind: 'get', key: 'a', start: 6, end: 7, read: { record: liveRecord('old', v(3)) } });
+    const empty = op({ kind: 'get', key: 'a', start: 6, end: 7, read: { record: undefined } });
+    const found = checkQuorumReads([put, stale, empty], 3);
+    expect(found.map((f) => f.ops)).toEqual([
+      [put.id, stale.id],
+      [put.id, empty.id],
+    ]);
+  });
+
+  test('accepts reads that overlapped the write, or had R + W <= N', () => {
+    const concurrent = op({ kind: 'get', key: 'a', start: 4, end: 7, read: { record: undefined } });
+    const weak = op({ kind: 'get', key: 'a', required: 1, start: 6, end: 7, read: { record: undefined } });
+    const newer = op({ kind: 'get', key: 'a', start: 6, end: 7, read: { record: liveRecord('y', v(12)) } });
+    expect(checkQuorumReads([put, concurrent, weak, newer], 3)).toEqual([]);
+  });
+});
+
+describe('checker 3: nothing is invented', () => {
+  const put = op({ kind: 'put', key: 'a', value: 'x', start: 0, end: 5, version: v(10) });
+
+  test('reports a value no client wrote to that key, read or held', () => {
+    const read = op({ kind: 'get', key: 'a', start: 6, end: 7, read: { record: liveRecord('never written', v(10)) } });
+    const found = checkNothingInvented([put, read], state({ a: [liveRecord('x', v(10)), liveRecord('nor this', v(9))] }));
+    expect(found.map((f) => f.message)).toEqual([
+      expect.stringContaining('"never written", which no client wrote'),
+      expect.stringContaining('replica n2 at the end: a = "nor this"'),
+    ]);
+  });
+
+  test('reports a value read with another version than its write was acknowledged with', () => {
+    const read = op({ kind: 'get', key: 'a', start: 6, end: 7, read: { record: liveRecord('x', v(99)) } });
+    expect(checkNothingInvented([put, read], state({}))).toEqual([expect.objectContaining({ ops: [read.id, put.id] })]);
+  });
+
+  test('accepts values of failed writes (a 503 write may still land)', () => {
+    const failed = op({ kind: 'put', key: 'b', value: 'maybe', start: 0, end: 5, outcome: 'fail' });
+    const read = op({ kind: 'get', key: 'b', start: 6, end: 7, read: { record: liveRecord('maybe', v(3)) } });
+    expect(checkNothingInvented([failed, read], state({ b: [liveRecord('maybe', v(3))] }))).toEqual([]);
+  });
+
+  test('a value written to another key does not count', () => {
+    const read = op({ kind: 'get', key: 'other', start: 6, end: 7, read: { record: liveRecord('x', v(10)) } });
+    expect(checkNothingInvented([put, read], state({}))).toHaveLength(1);
+  });
+});
+
+describe('checker 4: no deleted key comes back', () => {
+  const put = op({ kind: 'put', key: 'a', value: 'x', start: 0, end: 5, version: v(10) });
+  const del = op({ kind: 'delete', key: 'a', start: 6, end: 8, version: v(20) });
+
+  test('reports a quorum read after the delete that returns the deleted value', () => {
+    const back = op({ kind: 'get', key: 'a', start: 9, end: 10, read: { record: liveRecord('x', v(10)) } });
+    expect(checkNoResurrection([put, del, back], state({ a: [tombstone(v(20))] }), 3)).toEqual([
+      expect.objectContaining({ checker: 'resurrection', ops: [del.id, back.id] }),
+    ]);
+  });
+
+  test('reports a key whose newest record at the end is older than the acknowledged tombstone', () => {
+    expect(checkNoResurrection([put, del], state({ a: [liveRecord('x', v(10)), undefined, undefined] }), 3)).toEqual([
+      expect.objectContaining({ checker: 'resurrection', ops: [del.id] }),
+    ]);
+  });
+
+  test('accepts a newer write after the delete', () => {
+    const again = op({ kind: 'put', key: 'a', value: 'y', start: 9, end: 10, version: v(30) });
+    const read = op({ kind: 'get', key: 'a', start: 11, end: 12, read: { record: liveRecord('y', v(30)) } });
+    expect(checkNoResurrection([put, del, again, read], state({ a: [liveRecord('y', v(30))] }), 3)).toEqual([]);
+  });
+});
+
+describe('checker 5: convergence', () => {
+  test('counts keys whose replicas all hold the same record', () => {
+    const c = convergence(
+      state({
+        same: [liveRecord('x', v(1)), liveRecord('x', v(1)), liveRecord('x', v(1))],
+        behind: [liveRecord('x', v(1)), liveRecord('y', v(2)), liveRecord('y', v(2))],
+        missing: [tombstone(v(3)), undefined, tombstone(v(3))],
+      }),
+    );
+    expect(c).toEqual({ keys: 3, converged: 1, diverged: ['behind', 'missing'] });
+  });
+});
+
+describe('checker 6: ring agreement', () => {
+  test('reports nodes that computed different rings', () => {
+    expect(
+      checkRingAgreement([
+        { node: 'n1', checksum: 'aa' },
+        { node: 'n2', checksum: 'aa' },
+      ]),
+    ).toEqual([]);
+    expect(
+      checkRingAgreement([
+        { node: 'n1', checksum: 'aa' },
+        { node: 'n2', checksum: 'bb' },
+      ]),
+    ).toEqual([expect.objectContaining({ checker: 'ring-disagreement', message: expect.stringContaining('n2=bb') })]);
+  });
+});
