@@ -1,0 +1,16 @@
+// What every way of finding peers has in common. The membership loop asks a Discovery for
+// addresses to try, says hello to them, and asks again later; a provider only finds addresses.
+
+export interface Candidates {
+  /** host:port strings to try joining now; the host is an IP wherever the provider resolved a name. */
+  addresses: string[];
+  /** Human-readable reasons some names did not resolve (for logs); never throws for those. */
+  problems: string[];
+}
+
+export interface Discovery {
+  /** 'static' | 'dns' | 'statefulset' | 'join' */
+  readonly name: string;
+  /** Never rejects: resolution failures go into `problems`. Must finish within the resolver's timeout. */
+  candidates(): Promise<Candidates>;
+}
