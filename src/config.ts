@@ -13,12 +13,24 @@ export interface ServeConfig {
   advertiseAddress: string;
   dataDir: string;
   seeds: string[];
+  discovery: DiscoveryKind;
+  expectedReplicas: number | undefined;
+  headlessService: string;
+  namespace: string;
+  clusterDomain: string;
+  dnsName: string | undefined;
+  dnsServer: string | undefined;
+  join: string | undefined;
+  gossipIntervalMs: number;
+  heartbeatIntervalMs: number;
+  phiConvictThreshold: number;
+  discoveryIntervalMs: number;
+  discoveryMaxIntervalMs: number;
   replicationFactor: number;
   readQuorum: number;
   writeQuorum: number;
   vnodes: number;
   requestTimeoutMs: number;
-  seedRetryMs: number;
   maxValueBytes: number;
   maxInflightRequests: number;
   clusterSecret: string | undefined;
@@ -31,6 +43,9 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
 }
+
+export const DISCOVERY_KINDS = ['static', 'dns', 'statefulset', 'join'] as const;
+export type DiscoveryKind = (typeof DISCOVERY_KINDS)[number];
 
 type Raw = string | undefined;
 type Parsed = string | number | string[] | undefined;
@@ -151,6 +166,132 @@ export const SETTINGS: readonly Setting[] = [
     parse: hostPortList,
   },
   {
+    key: 'expectedReplicas',
+    flag: 'expected-replicas',
+    arg: '<n>',
+    description: "Members the cluster should have (the StatefulSet's replicas); discovery runs until they are known",
+    defaultText: 'none (statefulset discovery needs it)',
+    fallback: () => undefined,
+    parse: integer(1, 1000),
+  },
+  {
+    key: 'headlessService',
+    flag: 'headless-service',
+    arg: '<name>',
+    description: 'Headless Service of the StatefulSet (statefulset discovery)',
+    defaultText: 'quorumkv-headless',
+    fallback: () => 'quorumkv-headless',
+    parse: nonEmpty,
+  },
+  {
+    key: 'namespace',
+    flag: 'namespace',
+    arg: '<ns>',
+    description: 'Namespace of the pods (statefulset discovery)',
+    defaultText: '$POD_NAMESPACE, else default',
+    fallback: () => 'default',
+    parse: nonEmpty,
+    alsoEnv: ['POD_NAMESPACE'],
+  },
+  {
+    key: 'clusterDomain',
+    flag: 'cluster-domain',
+    arg: '<domain>',
+    description: 'Cluster DNS domain (statefulset discovery)',
+    defaultText: 'cluster.local',
+    fallback: () => 'cluster.local',
+    parse: nonEmpty,
+  },
+  {
+    key: 'dnsName',
+    flag: 'dns-name',
+    arg: '<name>',
+    description: 'Name whose A records (or SRV records, for a name starting with _) list the pods (dns discovery)',
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: nonEmpty,
+  },
+  {
+    key: 'dnsServer',
+    flag: 'dns-server',
+    arg: '<host:port>',
+    description: 'DNS server for discovery lookups',
+    defaultText: 'the system resolver',
+    fallback: () => undefined,
+    parse: parseHostPort,
+  },
+  {
+    key: 'join',
+    flag: 'join',
+    arg: '<url>',
+    description: "Any member's URL, e.g. a load-balanced Service (join discovery); gossip teaches the rest",
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: (raw) => {
+      const v = raw.trim();
+      if (!/^(https?:\/\/)?[A-Za-z0-9.[\]:-]+(:[0-9]{1,5})?\/?$/.test(v)) throw new Error('must look like http://host:port');
+      return v;
+    },
+  },
+  {
+    key: 'discovery',
+    flag: 'discovery',
+    arg: '<kind>',
+    description: 'How peers are found: static (--seeds), dns (--dns-name), statefulset (pod names), join (--join URL)',
+    defaultText: 'join when --join is given, else static',
+    fallback: (c) => (c.join !== undefined ? 'join' : 'static'),
+    parse: (raw) => {
+      const v = raw.trim();
+      if (!(DISCOVERY_KINDS as readonly string[]).includes(v)) throw new Error(`must be one of ${DISCOVERY_KINDS.join(', ')}`);
+      return v;
+    },
+  },
+  {
+    key: 'gossipIntervalMs',
+    flag: 'gossip-interval-ms',
+    arg: '<ms>',
+    description: 'Pause between gossip rounds (one random peer each)',
+    defaultText: "1000 (Cassandra's)",
+    fallback: () => 1000,
+    parse: integer(10, 60_000),
+  },
+  {
+    key: 'heartbeatIntervalMs',
+    flag: 'heartbeat-interval-ms',
+    arg: '<ms>',
+    description: "Pause between bumps of this node's heartbeat",
+    defaultText: '1000',
+    fallback: () => 1000,
+    parse: integer(10, 60_000),
+  },
+  {
+    key: 'phiConvictThreshold',
+    flag: 'phi-convict-threshold',
+    arg: '<phi>',
+    description: 'Failure-detector phi at which a member is marked down (suspect at half)',
+    defaultText: "8 (Cassandra's)",
+    fallback: () => 8,
+    parse: integer(1, 32),
+  },
+  {
+    key: 'discoveryIntervalMs',
+    flag: 'discovery-interval-ms',
+    arg: '<ms>',
+    description: 'First pause between discovery rounds; doubles while peers are missing',
+    defaultText: '500',
+    fallback: () => 500,
+    parse: integer(10, 600_000),
+  },
+  {
+    key: 'discoveryMaxIntervalMs',
+    flag: 'discovery-max-interval-ms',
+    arg: '<ms>',
+    description: 'Longest pause between discovery rounds (also the re-check period once complete)',
+    defaultText: '30000',
+    fallback: () => 30_000,
+    parse: integer(10, 3_600_000),
+  },
+  {
     key: 'replicationFactor',
     flag: 'replication-factor',
     arg: '<n>',
@@ -195,15 +336,6 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: '2000',
     fallback: () => 2000,
     parse: integer(50, 600_000),
-  },
-  {
-    key: 'seedRetryMs',
-    flag: 'seed-retry-ms',
-    arg: '<ms>',
-    description: 'Pause between hellos to seeds not yet reached',
-    defaultText: '1000',
-    fallback: () => 1000,
-    parse: integer(10, 600_000),
   },
   {
     key: 'maxValueBytes',
@@ -277,6 +409,7 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
     }
   }
   const c = values as ServeConfig;
+  if (problems.length === 0) problems.push(...discoveryProblems(c));
   for (const [key, flag] of [
     ['readQuorum', 'read-quorum'],
     ['writeQuorum', 'write-quorum'],
@@ -287,6 +420,29 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return c;
+}
+
+/** Settings each discovery kind needs. */
+function discoveryProblems(c: ServeConfig): string[] {
+  const need = (flag: string, what: string) => `--${flag} (${envName(flag)}): required with --discovery ${c.discovery} (${what})`;
+  switch (c.discovery) {
+    case 'dns':
+      return c.dnsName === undefined ? [need('dns-name', 'the name whose records list the pods')] : [];
+    case 'join':
+      return c.join === undefined ? [need('join', 'the URL of any member')] : [];
+    case 'statefulset': {
+      const out: string[] = [];
+      if (c.expectedReplicas === undefined) out.push(need('expected-replicas', "the StatefulSet's replicas"));
+      if (!/-[0-9]+$/.test(c.nodeId)) {
+        out.push(
+          `--node-id (${envName('node-id')}): with --discovery statefulset it must be a pod name ending in -<ordinal> (POD_NAME); got ${JSON.stringify(c.nodeId)}`,
+        );
+      }
+      return out;
+    }
+    case 'static':
+      return [];
+  }
 }
 
 /** The config as it may be logged (secret masked). */

@@ -184,7 +184,7 @@ export class LocalCluster {
     await this.waitFormed();
   }
 
-  /** Resolves once every running node knows every member (all seeds identified). */
+  /** Resolves once every running node knows every member, sees it alive, and agrees on the ring. */
   async waitFormed(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const want = this.nodes.length;
@@ -195,14 +195,14 @@ export class LocalCluster {
           .map(async (n) => {
             try {
               const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
-              const body = (await res.json()) as { members: unknown[]; unidentified_seeds: unknown[] };
-              return body.members.length === want && body.unidentified_seeds.length === 0;
+              const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string }> };
+              return body.members.length === want && body.members.every((m) => m.state === 'alive') ? body.ring_checksum : undefined;
             } catch {
-              return false;
+              return undefined;
             }
           }),
       );
-      if (views.every(Boolean)) return;
+      if (views.every((v) => v !== undefined) && new Set(views).size === 1) return;
       if (Date.now() > deadline) throw new Error(`cluster did not form within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 50));
     }

@@ -126,11 +126,47 @@ export function createHandler(opts: AppOptions): RequestListener {
   });
   app.get('/cluster', (_req, res) => {
     const s = node.status();
+    const d = node.discoveryStatus();
     res.json({
       id: s.id,
       ring_checksum: s.ring,
-      members: node.memberList().map((m) => ({ id: m.id, address: m.address, generation: m.generation })),
-      unidentified_seeds: node.unidentifiedSeeds(),
+      members: node.membership.view().map((m) => ({
+        id: m.id,
+        address: m.address,
+        status: m.status,
+        state: m.liveness,
+        phi: Number(m.phi.toFixed(3)),
+        generation: m.generation,
+        heartbeat: m.heartbeat,
+        last_heartbeat_ms_ago: m.sinceHeartbeatMs ?? null,
+      })),
+      discovery: {
+        provider: d.provider,
+        complete: d.complete,
+        expected_members: d.expected ?? null,
+        known_members: d.known,
+        candidates: d.candidates,
+        problems: d.problems,
+      },
+    });
+  });
+  app.get('/ring', (_req, res) => {
+    const ring = node.currentRing();
+    const n = node.config.replicationFactor;
+    const primary = ring.primaryOwnership();
+    const replica = ring.replicaOwnership(n);
+    res.json({
+      checksum: ring.checksum(),
+      vnodes: ring.vnodes,
+      replication_factor: n,
+      members: ring.members.map((id) => ({
+        id,
+        address: node.membership.addressOf(id) ?? null,
+        state: node.membership.liveness(id),
+        vnodes: ring.vnodes,
+        primary_share: Number((primary.get(id) ?? 0).toFixed(6)),
+        replica_share: Number((replica.get(id) ?? 0).toFixed(6)),
+      })),
     });
   });
   app.get('/metrics', (_req, res) => {

@@ -5,6 +5,7 @@ import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, SETTINGS } from '../config';
 import { serve } from './serve';
+import { ago, percent, table } from './table';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
 
@@ -98,7 +99,83 @@ function program(): Command {
       await call('DELETE', o.url, key, { consistency: o.consistency, w: o.w });
     });
 
+  p.command('status')
+    .description('Show the cluster as one node sees it: members, their state, phi and heartbeats')
+    .addOption(urlOption())
+    .option('--json', 'Print the raw JSON of /cluster')
+    .action(async (o: { url: string; json?: boolean }) => {
+      const c = await fetchJson(o.url, '/cluster');
+      if (o.json) return void process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
+      const d = c.discovery;
+      process.stdout.write(
+        `node ${c.id}, ring ${c.ring_checksum}; discovery ${d.provider}: ${d.complete ? 'complete' : 'searching'}, ` +
+          `${d.known_members} known${d.expected_members ? ` of ${d.expected_members} expected` : ''}\n\n`,
+      );
+      const rows = (c.members as ClusterMember[]).map((m) => [
+        m.id,
+        m.address,
+        m.state,
+        m.status,
+        m.phi.toFixed(2),
+        String(m.heartbeat),
+        ago(m.last_heartbeat_ms_ago),
+        String(m.generation),
+      ]);
+      process.stdout.write(`${table(['ID', 'ADDRESS', 'STATE', 'STATUS', 'PHI', 'HEARTBEAT', 'LAST HEARD', 'GENERATION'], rows)}\n`);
+    });
+
+  p.command('ring')
+    .description("Show the ring: each member's share of the token space, as primary and as a replica")
+    .addOption(urlOption())
+    .option('--json', 'Print the raw JSON of /ring')
+    .action(async (o: { url: string; json?: boolean }) => {
+      const r = await fetchJson(o.url, '/ring');
+      if (o.json) return void process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+      process.stdout.write(
+        `ring ${r.checksum}: ${r.members.length} members x ${r.vnodes} vnodes, replication factor ${r.replication_factor}\n\n`,
+      );
+      const rows = (r.members as RingMember[]).map((m) => [
+        m.id,
+        m.address ?? '?',
+        m.state,
+        String(m.vnodes),
+        percent(m.primary_share),
+        percent(m.replica_share),
+      ]);
+      process.stdout.write(`${table(['ID', 'ADDRESS', 'STATE', 'VNODES', 'PRIMARY', 'REPLICA'], rows)}\n`);
+    });
+
   return p;
+}
+
+interface ClusterMember {
+  id: string;
+  address: string;
+  state: string;
+  status: string;
+  phi: number;
+  heartbeat: number;
+  generation: number;
+  last_heartbeat_ms_ago: number | null;
+}
+interface RingMember {
+  id: string;
+  address: string | null;
+  state: string;
+  vnodes: number;
+  primary_share: number;
+  replica_share: number;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the node's JSON, printed as it comes
+async function fetchJson(url: string, path: string): Promise<any> {
+  try {
+    const res = await axios.get(`${url.replace(/\/+$/, '')}${path}`, { timeout: 10_000 });
+    return res.data;
+  } catch (err) {
+    process.stderr.write(`quorumkv: cannot read ${path} from ${url}: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 /** Prints the reply's JSON; exits 0 on 2xx, 1 otherwise (like `curl --fail`, but showing the body). */

@@ -6,12 +6,40 @@ import http from 'node:http';
 import path from 'node:path';
 import { createHandler } from '../api/app';
 import { redacted, type ServeConfig } from '../config';
+import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
+import { createResolver } from '../discovery/resolver';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
 import { HttpTransport } from '../net/http-transport';
 import { Node } from '../node/node';
 import { SystemClock, systemRandom } from '../node/system';
 import { LmdbStore } from '../storage/lmdb-store';
+
+/** Member entries per gossip message: ~120 bytes each, so a message stays under ~30 KiB. */
+const MAX_GOSSIP_ENTRIES = 256;
+
+/** The peer-discovery provider the settings ask for. */
+export function discoveryFor(c: ServeConfig): Discovery {
+  const resolver = createResolver(c.dnsServer);
+  switch (c.discovery) {
+    case 'static':
+      return new StaticDiscovery(c.seeds);
+    case 'dns':
+      return new DnsDiscovery({ name: c.dnsName as string, port: c.port, resolver });
+    case 'statefulset':
+      return new StatefulSetDiscovery({
+        podName: c.nodeId,
+        replicas: c.expectedReplicas as number,
+        service: c.headlessService,
+        namespace: c.namespace,
+        clusterDomain: c.clusterDomain,
+        port: c.port,
+        resolver,
+      });
+    case 'join':
+      return new JoinDiscovery({ url: c.join as string, resolver });
+  }
+}
 
 /** How long shutdown waits for requests in flight before closing their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -71,15 +99,20 @@ export async function serve(config: ServeConfig): Promise<Running> {
     {
       id: config.nodeId,
       address: config.advertiseAddress,
-      seeds: config.seeds,
       replicationFactor: config.replicationFactor,
       readQuorum: config.readQuorum,
       writeQuorum: config.writeQuorum,
       vnodes: config.vnodes,
       requestTimeoutMs: config.requestTimeoutMs,
-      seedRetryMs: config.seedRetryMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      gossipIntervalMs: config.gossipIntervalMs,
+      phiConvictThreshold: config.phiConvictThreshold,
+      discoveryIntervalMs: config.discoveryIntervalMs,
+      discoveryMaxIntervalMs: config.discoveryMaxIntervalMs,
+      expectedMembers: config.expectedReplicas,
+      maxGossipEntries: MAX_GOSSIP_ENTRIES,
     },
-    { clock, random: systemRandom(), transport, store, log, metrics },
+    { clock, random: systemRandom(), transport, store, log, metrics, discovery: discoveryFor(config) },
   );
 
   const handler = createHandler({

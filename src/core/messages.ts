@@ -1,23 +1,37 @@
 // The internode protocol: plain data. `node/` answers them; `net/` carries them.
 
+import type { Digest, MemberEntry } from './membership';
 import type { StoredRecord } from './record';
 
-/** What a node tells others about itself. */
-export interface MemberInfo {
-  readonly id: string;
-  /** host:port where its API and /internal routes listen. */
-  readonly address: string;
-  /** Its start time in ms; a restarted node has a higher one and its entry wins. */
-  readonly generation: number;
-}
-
+/** A join: "here I am"; the reply carries the whole member table, so one hello teaches everything. */
 export interface HelloMessage {
   readonly type: 'hello';
-  readonly from: MemberInfo;
+  readonly from: MemberEntry;
 }
 export interface HelloReply {
-  readonly member: MemberInfo;
+  readonly member: MemberEntry;
+  readonly members: MemberEntry[];
 }
+
+/** Gossip round, first leg (Cassandra's SYN): the sender's digests. */
+export interface GossipMessage {
+  readonly type: 'gossip';
+  readonly from: string;
+  readonly digests: Digest[];
+}
+/** Second leg (ACK): entries the receiver has newer, and the ids it wants. */
+export interface GossipReply {
+  readonly entries: MemberEntry[];
+  readonly want: string[];
+}
+
+/** Third leg (ACK2): the entries the receiver asked for. */
+export interface GossipPushMessage {
+  readonly type: 'gossip-push';
+  readonly from: string;
+  readonly entries: MemberEntry[];
+}
+export type GossipPushReply = Record<string, never>;
 
 /** Store `record` under `key` if it is newer than what the replica holds. */
 export interface WriteMessage {
@@ -38,15 +52,19 @@ export interface ReadReply {
   readonly record: StoredRecord | null;
 }
 
-export type Message = HelloMessage | WriteMessage | ReadMessage;
+export type Message = HelloMessage | GossipMessage | GossipPushMessage | WriteMessage | ReadMessage;
 export type MessageType = Message['type'];
 
 export type ReplyOf<M extends Message> = M extends HelloMessage
   ? HelloReply
-  : M extends WriteMessage
-    ? WriteReply
-    : M extends ReadMessage
-      ? ReadReply
-      : never;
+  : M extends GossipMessage
+    ? GossipReply
+    : M extends GossipPushMessage
+      ? GossipPushReply
+      : M extends WriteMessage
+        ? WriteReply
+        : M extends ReadMessage
+          ? ReadReply
+          : never;
 
-export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'write', 'read'];
+export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'gossip', 'gossip-push', 'write', 'read'];

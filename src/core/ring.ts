@@ -75,6 +75,20 @@ export class Ring {
       .padStart(8, '0');
   }
 
+  /** Fraction of the token space for which each member is one of the `n` replicas (sums to min(n, size)). */
+  replicaOwnership(n: number): Map<string, number> {
+    const share = new Map<string, number>(this.members.map((m) => [m, 0]));
+    const count = this.tokens.length;
+    for (let i = 0; i < count; i++) {
+      const prev = this.tokens[(i - 1 + count) % count] as number;
+      const cur = this.tokens[i] as number;
+      const width = count === 1 ? TOKEN_SPACE : (cur - prev + TOKEN_SPACE) % TOKEN_SPACE;
+      // every token in (prev, cur] has the preference list that starts at vnode i
+      for (const id of this.preferenceListForToken(cur, n)) share.set(id, (share.get(id) ?? 0) + width / TOKEN_SPACE);
+    }
+    return share;
+  }
+
   /** Fraction of the token space for which each member is the first (primary) replica. */
   primaryOwnership(): Map<string, number> {
     const share = new Map<string, number>(this.members.map((m) => [m, 0]));

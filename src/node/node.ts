@@ -1,38 +1,38 @@
-// A quorumkv node: replica and coordinator. Protocol only: time, randomness, the network and
-// the disk are injected (Clock, Random, Transport, Store), so the simulator runs this same code.
+// A quorumkv node: replica and coordinator. Protocol only: time, randomness, the network, the disk
+// and peer discovery are injected (Clock, Random, Transport, Store, Discovery), so the simulator
+// runs this same code.
 //
-// Membership here is static: the node says hello to each seed address until it has learned the
-// id behind it. Members are remembered in the store, so a restarted node has its ring at once.
+// Members come from gossip (./membership.ts): discovery finds the first peers, gossip teaches the
+// rest, phi accrual says who is down. Members are remembered in the store, so a restarted node has
+// its ring at once.
 
-import type { Clock, TimerId } from '../core/clock';
+import type { Clock } from '../core/clock';
 import { Hlc } from '../core/hlc';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
-import type { HelloMessage, MemberInfo, Message, ReadMessage, ReplyOf, WriteMessage } from '../core/messages';
-import { jittered, type Random } from '../core/random';
+import type { MemberEntry } from '../core/membership';
+import type { Message, ReadMessage, ReplyOf, WriteMessage } from '../core/messages';
+import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
-import { Ring } from '../core/ring';
+import type { Ring } from '../core/ring';
+import type { Discovery } from '../discovery/discovery';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
 import { BadMessageError, QuorumError } from './errors';
-import { type Gathered, gather, type ReplicaFailure } from './fanout';
+import { gather, type ReplicaFailure } from './fanout';
+import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
 
-export interface NodeConfig {
+export interface NodeConfig extends MembershipConfig {
   /** Stable identity (pod name); survives restarts and address changes. */
   id: string;
   /** host:port where peers reach this node. */
   address: string;
-  /** Addresses of other nodes to say hello to (may include this node's own). */
-  seeds: string[];
   replicationFactor: number;
   readQuorum: number;
   writeQuorum: number;
-  vnodes: number;
   /** Deadline of a client request, internode calls included. */
   requestTimeoutMs: number;
-  /** Pause between rounds of hellos to seeds not yet identified. */
-  seedRetryMs: number;
 }
 
 export interface NodeDeps {
@@ -41,6 +41,7 @@ export interface NodeDeps {
   transport: Transport;
   store: Store;
   log: Logger;
+  discovery: Discovery;
   metrics?: Metrics;
 }
 
@@ -75,39 +76,28 @@ export class Node {
   readonly address: string;
   readonly generation: number;
   readonly startedAtMs: number;
+  readonly membership: Membership;
 
   private readonly hlc: Hlc;
-  private readonly members = new Map<string, MemberInfo>();
-  private ring: Ring;
-  /** Seed addresses whose node id is known (or that are this node). */
-  private readonly identifiedSeeds = new Set<string>();
-  private seedTimer: TimerId | undefined;
-  private running = false;
   private readonly replicaFailures: Counter | undefined;
 
   private constructor(
     readonly config: NodeConfig,
     private readonly deps: NodeDeps,
     generation: number,
-    knownMembers: MemberInfo[],
+    knownMembers: StoredMember[],
   ) {
     this.id = config.id;
     this.address = config.address;
     this.generation = generation;
     this.startedAtMs = deps.clock.nowMs();
     this.hlc = new Hlc(config.id);
-    this.members.set(this.id, this.self());
-    for (const m of knownMembers) if (m.id !== this.id) this.members.set(m.id, m);
-    this.ring = new Ring(this.members.keys(), config.vnodes);
+    const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status: 'normal' };
+    this.membership = new Membership(self, knownMembers, config, deps);
     this.replicaFailures = deps.metrics?.counter(
       'quorumkv_replica_failures_total',
       'Replica calls of coordinated requests that failed or timed out, by operation and reason',
     );
-    for (const seed of config.seeds) {
-      if (seed === config.address || [...this.members.values()].some((m) => m.address === seed && m.id !== this.id)) {
-        this.identifiedSeeds.add(seed);
-      }
-    }
   }
 
   /**
@@ -124,97 +114,40 @@ export class Node {
     }
     const generation = Math.max(deps.clock.nowMs(), (meta?.generation ?? 0) + 1);
     await deps.store.putMeta('node', { id: config.id, generation } satisfies NodeMeta);
-    const known = deps.store.getMeta<MemberInfo[]>('members') ?? [];
+    const known = deps.store.getMeta<StoredMember[]>('members') ?? [];
     return new Node(config, deps, generation, known);
   }
 
-  private self(): MemberInfo {
-    return { id: this.id, address: this.address, generation: this.generation };
-  }
-
-  /** Starts the background loops (seed hellos). */
+  /** Starts the background loops: heartbeat, gossip, discovery. */
   start(): void {
-    this.running = true;
-    this.deps.log.info({ id: this.id, address: this.address, generation: this.generation, members: this.members.size }, 'node started');
-    this.helloRound();
+    this.deps.log.info(
+      {
+        id: this.id,
+        address: this.address,
+        generation: this.generation,
+        members: this.membership.table.size(),
+        discovery: this.deps.discovery.name,
+      },
+      'node started',
+    );
+    this.membership.start();
   }
 
   stop(): void {
-    this.running = false;
-    if (this.seedTimer !== undefined) this.deps.clock.cancel(this.seedTimer);
-    this.seedTimer = undefined;
+    this.membership.stop();
   }
 
-  // ---- membership (static seeds) -------------------------------------------------------------
-
-  private helloRound(): void {
-    if (!this.running) return;
-    const missing = this.config.seeds.filter((s) => !this.identifiedSeeds.has(s));
-    if (missing.length === 0) {
-      this.deps.log.info({ members: [...this.members.keys()] }, 'every seed identified');
-      return;
-    }
-    const timeoutMs = Math.min(this.config.requestTimeoutMs, this.config.seedRetryMs);
-    const rounds = missing.map(async (seed) => {
-      try {
-        const reply = await this.deps.transport.send(seed, { type: 'hello', from: this.self() }, timeoutMs);
-        this.identifiedSeeds.add(seed);
-        if (reply.member.id === this.id) return;
-        await this.learn(reply.member);
-      } catch (err) {
-        this.deps.log.debug({ seed, err: String(err) }, 'seed not reachable yet');
-      }
-    });
-    void Promise.all(rounds).then(() => {
-      if (!this.running) return;
-      if (this.config.seeds.some((s) => !this.identifiedSeeds.has(s))) {
-        this.seedTimer = this.deps.clock.setTimer(jittered(this.deps.random, this.config.seedRetryMs), () => this.helloRound());
-      } else {
-        this.deps.log.info({ members: [...this.members.keys()] }, 'every seed identified');
-      }
-    });
+  memberList(): MemberEntry[] {
+    return this.membership.table.all();
   }
 
-  /** Adds or updates a member (a higher generation wins); rebuilds the ring when the ids change. */
-  private async learn(m: MemberInfo): Promise<void> {
-    if (m.id === this.id) {
-      if (m.address !== this.address) {
-        this.deps.log.error({ id: m.id, address: m.address }, 'another node claims this node id; check --node-id');
-      }
-      return;
-    }
-    const known = this.members.get(m.id);
-    if (known && known.generation >= m.generation && known.address === m.address) return;
-    if (known && known.generation > m.generation) return;
-    this.members.set(m.id, m);
-    if (!known) {
-      this.ring = new Ring(this.members.keys(), this.config.vnodes);
-      this.deps.log.info(
-        { member: m.id, address: m.address, members: this.members.size, ring: this.ring.checksum() },
-        'member joined the ring',
-      );
-    } else if (known.address !== m.address) {
-      this.deps.log.info({ member: m.id, from: known.address, to: m.address }, 'member moved to a new address');
-    }
-    await this.deps.store.putMeta(
-      'members',
-      [...this.members.values()].filter((x) => x.id !== this.id),
-    );
-  }
-
-  memberList(): MemberInfo[] {
-    return [...this.members.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  }
-
-  /** Addresses of the other members (the seed's /peers). */
+  /** Addresses of the other members that are not down (the seed's /peers). */
   peers(): string[] {
-    return this.memberList()
-      .filter((m) => m.id !== this.id)
-      .map((m) => m.address);
+    return this.membership.livePeers();
   }
 
   currentRing(): Ring {
-    return this.ring;
+    return this.membership.ring;
   }
 
   /** Keys in the local store (tombstones included). */
@@ -222,9 +155,8 @@ export class Node {
     return this.deps.store.count();
   }
 
-  /** The seeds this node has not yet identified. */
-  unidentifiedSeeds(): string[] {
-    return this.config.seeds.filter((s) => !this.identifiedSeeds.has(s));
+  discoveryStatus(): DiscoveryStatus {
+    return this.membership.discoveryStatus();
   }
 
   // ---- replica side ---------------------------------------------------------------------------
@@ -233,7 +165,11 @@ export class Node {
   async handle<M extends Message>(msg: M): Promise<ReplyOf<M>> {
     switch (msg.type) {
       case 'hello':
-        return (await this.onHello(msg)) as ReplyOf<M>;
+        return (await this.membership.onHello(msg)) as ReplyOf<M>;
+      case 'gossip':
+        return this.membership.onGossip(msg) as ReplyOf<M>;
+      case 'gossip-push':
+        return (await this.membership.onGossipPush(msg)) as ReplyOf<M>;
       case 'write':
         return (await this.onWrite(msg)) as ReplyOf<M>;
       case 'read':
@@ -241,15 +177,6 @@ export class Node {
       default:
         throw new BadMessageError(`unknown message type ${JSON.stringify((msg as { type: unknown }).type)}`);
     }
-  }
-
-  private async onHello(msg: HelloMessage): Promise<ReplyOf<HelloMessage>> {
-    const m = msg.from;
-    if (!m || typeof m.id !== 'string' || typeof m.address !== 'string' || !Number.isSafeInteger(m.generation)) {
-      throw new BadMessageError('hello needs from: {id, address, generation}');
-    }
-    await this.learn({ id: m.id, address: m.address, generation: m.generation });
-    return { member: this.self() };
   }
 
   private async onWrite(msg: WriteMessage): Promise<ReplyOf<WriteMessage>> {
@@ -278,13 +205,13 @@ export class Node {
   /** Sends `msg` to replica `id`: locally when it is this node. */
   private sendTo<M extends Message>(id: string, msg: M, timeoutMs: number): Promise<ReplyOf<M>> {
     if (id === this.id) return this.handle(msg);
-    const member = this.members.get(id);
-    if (!member) return Promise.reject(new Error(`unknown member ${id}`));
-    return this.deps.transport.send(member.address, msg, timeoutMs);
+    const address = this.membership.addressOf(id);
+    if (!address) return Promise.reject(new Error(`unknown member ${id}`));
+    return this.deps.transport.send(address, msg, timeoutMs);
   }
 
   preferenceList(key: string): string[] {
-    return this.ring.preferenceList(key, this.config.replicationFactor);
+    return this.membership.ring.preferenceList(key, this.config.replicationFactor);
   }
 
   put(key: string, value: JsonValue, w?: number): Promise<WriteResult> {
@@ -295,36 +222,56 @@ export class Node {
     return this.write(key, tombstone(this.hlc.now(this.deps.clock.nowMs())), w);
   }
 
+  /**
+   * Replicas the failure detector has convicted are not asked (their answer would only cost the
+   * deadline); they count as failures at once. Suspect ones are still asked.
+   */
+  private split(replicas: string[]): { ask: string[]; down: ReplicaFailure[] } {
+    const ask: string[] = [];
+    const down: ReplicaFailure[] = [];
+    for (const id of replicas) {
+      if (this.membership.liveness(id) === 'down') {
+        const phi = this.membership.table.phi(id, this.deps.clock.nowMs());
+        down.push({ replica: id, reason: `down: convicted by the failure detector (phi ${phi.toFixed(1)})` });
+      } else ask.push(id);
+    }
+    return { ask, down };
+  }
+
   private async write(key: string, record: StoredRecord, w = this.config.writeQuorum): Promise<WriteResult> {
     const replicas = this.preferenceList(key);
+    const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const msg: WriteMessage = { type: 'write', key, record };
-    const g = await gather(replicas, w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
-    this.countFailures('write', g);
+    const g = await gather(ask, w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
+    const failures = [...down, ...g.failures];
+    this.countFailures('write', failures);
     const acked = g.replies.map((r) => r.replica);
     if (g.outcome === 'failed') {
-      throw new QuorumError('write', { key, required: w, replicas, succeeded: acked, failures: withMissing(g.failures, replicas, w) });
+      throw new QuorumError('write', { key, required: w, replicas, succeeded: acked, failures: withMissing(failures, replicas, w) });
     }
-    return { key, record, coordinator: this.id, replicas, required: w, acked, failures: g.failures };
+    return { key, record, coordinator: this.id, replicas, required: w, acked, failures };
   }
 
   async get(key: string, r = this.config.readQuorum): Promise<ReadResult> {
     const replicas = this.preferenceList(key);
+    const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const msg: ReadMessage = { type: 'read', key };
-    const g = await gather(replicas, r, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
-    this.countFailures('read', g);
+    const g = await gather(ask, r, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
+    const failures = [...down, ...g.failures];
+    this.countFailures('read', failures);
     const responded = g.replies.map((x) => x.replica);
     if (g.outcome === 'failed') {
-      throw new QuorumError('read', { key, required: r, replicas, succeeded: responded, failures: withMissing(g.failures, replicas, r) });
+      throw new QuorumError('read', { key, required: r, replicas, succeeded: responded, failures: withMissing(failures, replicas, r) });
     }
     const record = newest(g.replies.map((x) => x.value.record ?? undefined));
     if (record) this.hlc.observe(record.version, this.deps.clock.nowMs());
-    return { key, record, coordinator: this.id, replicas, required: r, responded, failures: g.failures };
+    return { key, record, coordinator: this.id, replicas, required: r, responded, failures };
   }
 
-  private countFailures(op: 'read' | 'write', g: Gathered<unknown>): void {
-    for (const f of g.failures) this.replicaFailures?.inc({ op, reason: f.reason.split(':')[0] ?? 'error' });
+  private countFailures(op: 'read' | 'write', failures: ReplicaFailure[]): void {
+    for (const f of failures) this.replicaFailures?.inc({ op, reason: f.reason.split(':')[0] ?? 'error' });
   }
 
   /** What /health and the CLI report about this node. */
@@ -334,8 +281,8 @@ export class Node {
       address: this.address,
       generation: this.generation,
       uptimeMs: this.deps.clock.nowMs() - this.startedAtMs,
-      members: this.members.size,
-      ring: this.ring.checksum(),
+      members: this.membership.table.size(),
+      ring: this.membership.ring.checksum(),
     };
   }
 }

@@ -20,6 +20,8 @@ export interface Endpoint {
 }
 
 export interface NetworkStats {
+  /** Bytes of JSON on the wire (requests and replies), by message type. */
+  bytes: Record<string, number>;
   sent: number;
   delivered: number;
   dropped: number;
@@ -33,7 +35,7 @@ export class SimNetwork {
   private sides = new Map<string, number>();
   /** Probability that any one message or reply is lost. */
   dropRate = 0;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, partitioned: 0, refused: 0 };
+  readonly stats: NetworkStats = { bytes: {}, sent: 0, delivered: 0, dropped: 0, partitioned: 0, refused: 0 };
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -109,6 +111,7 @@ export class SimNetwork {
           });
           this.stats.sent++;
           const wire = JSON.stringify(msg);
+          this.count(msg.type, wire.length);
           this.trace?.(`send ${self} -> ${to} ${msg.type} ${summarize(msg)}`);
           if (this.lost(self, to)) return;
           this.scheduler.after(this.delay(), () => {
@@ -138,6 +141,10 @@ export class SimNetwork {
     };
   }
 
+  private count(type: string, bytes: number): void {
+    this.stats.bytes[type] = (this.stats.bytes[type] ?? 0) + bytes;
+  }
+
   private replyBack(from: string, to: string, incarnation: number, payload: string, onArrive: (payload: string) => void): void {
     const replier = this.endpoints.get(from);
     if (!replier || replier.incarnation !== incarnation || replier.state === 'down') return; // died before answering
@@ -159,6 +166,10 @@ function summarize(msg: Message): string {
       return msg.key;
     case 'hello':
       return `${msg.from.id} gen ${msg.from.generation}`;
+    case 'gossip':
+      return `${msg.digests.length} digests`;
+    case 'gossip-push':
+      return `${msg.entries.length} entries`;
     default:
       return '';
   }

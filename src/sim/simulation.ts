@@ -6,6 +6,7 @@ import type { Logger } from '../core/log';
 import { quorumOf } from '../core/quorum';
 import { type Random, randomInt, SeededRandom } from '../core/random';
 import { Ring } from '../core/ring';
+import type { Candidates, Discovery } from '../discovery/discovery';
 import { QuorumError } from '../node/errors';
 import { Node, type NodeConfig } from '../node/node';
 import {
@@ -24,8 +25,9 @@ import { Scheduler, type SimEvent } from './scheduler';
 import { SimClock } from './sim-clock';
 import { SimStore } from './sim-store';
 
-export type FaultKind = 'partition' | 'crash' | 'pause' | 'drop' | 'skew';
-export const ALL_FAULTS: readonly FaultKind[] = ['partition', 'crash', 'pause', 'drop', 'skew'];
+/** move: a crash after which the node comes back at a new address (a rescheduled pod). */
+export type FaultKind = 'partition' | 'crash' | 'move' | 'pause' | 'drop' | 'skew';
+export const ALL_FAULTS: readonly FaultKind[] = ['partition', 'crash', 'move', 'pause', 'drop', 'skew'];
 
 export interface SimOptions {
   seed: number;
@@ -39,6 +41,15 @@ export interface SimOptions {
   opsPerClient?: number;
   keys?: number;
   requestTimeoutMs?: number;
+  gossipIntervalMs?: number;
+  phiConvictThreshold?: number;
+  /**
+   * How nodes find peers: `dns` lists every started node (a headless Service); `first-seed` gives
+   * only the first node's address (like --join), so everything else must come through gossip.
+   */
+  discovery?: 'dns' | 'first-seed';
+  /** One-way network latency: min + an exponential tail with this mean. */
+  latency?: { minMs: number; meanExtraMs: number };
   /** Largest offset of a node's wall clock from true time. */
   maxSkewMs?: number;
   trace?: boolean;
@@ -53,6 +64,8 @@ export interface SimNode {
   node: Node | undefined;
   /** Set while Node.create runs, so a restart is never started twice. */
   booting: Promise<void> | undefined;
+  /** Booted at least once (discovery lists it from then on). */
+  started: boolean;
   random: Random;
 }
 
@@ -80,7 +93,9 @@ export class Simulation {
   readonly nodes: SimNode[] = [];
   readonly history: Op[] = [];
   readonly traceLines: string[] = [];
-  readonly faults: Record<FaultKind, number> = { partition: 0, crash: 0, pause: 0, drop: 0, skew: 0 };
+  readonly faults: Record<FaultKind, number> = { partition: 0, crash: 0, move: 0, pause: 0, drop: 0, skew: 0 };
+  /** Addresses handed out so far (a moved node gets a fresh one). */
+  private addressCount = 0;
   readonly opts: Required<Omit<SimOptions, 'trace'>> & { trace: boolean };
   private readonly faultRandom: Random;
   private readonly workloadRandom: Random;
@@ -98,6 +113,10 @@ export class Simulation {
       opsPerClient: 200,
       keys: 32,
       requestTimeoutMs: 1000,
+      gossipIntervalMs: 1000,
+      phiConvictThreshold: 8,
+      discovery: 'dns',
+      latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
       ...options,
@@ -105,17 +124,22 @@ export class Simulation {
     const master = new SeededRandom(this.opts.seed);
     this.faultRandom = new SeededRandom(deriveSeed(master));
     this.workloadRandom = new SeededRandom(deriveSeed(master));
-    this.network = new SimNetwork(this.scheduler, new SeededRandom(deriveSeed(master)), this.opts.trace ? (l) => this.trace(l) : undefined);
+    this.network = new SimNetwork(
+      this.scheduler,
+      new SeededRandom(deriveSeed(master)),
+      this.opts.trace ? (l) => this.trace(l) : undefined,
+      this.opts.latency,
+    );
     const skews = this.opts.faults.includes('skew');
     for (let i = 0; i < this.opts.nodes; i++) {
       const random = new SeededRandom(deriveSeed(master));
       const skew = skews ? randomInt(master, -this.opts.maxSkewMs, this.opts.maxSkewMs) : 0;
-      const address = `10.0.0.${i + 1}:8080`;
+      const address = this.newAddress();
       const clock = new SimClock(this.scheduler, skew);
       const store = new SimStore(this.scheduler, new SeededRandom(deriveSeed(master)));
       const endpoint: Endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
       this.network.register(address, endpoint);
-      this.nodes.push({ id: `n${i + 1}`, address, clock, store, endpoint, node: undefined, booting: undefined, random });
+      this.nodes.push({ id: `n${i + 1}`, address, clock, store, endpoint, node: undefined, booting: undefined, started: false, random });
     }
     this.ring = new Ring(
       this.nodes.map((n) => n.id),
@@ -123,13 +147,40 @@ export class Simulation {
     );
   }
 
+  private newAddress(): string {
+    const n = this.addressCount++;
+    return `10.0.${Math.floor(n / 250)}.${(n % 250) + 1}:8080`;
+  }
+
+  /**
+   * Crashes the node (if up) and starts it again on its disk, optionally at a new address: the old
+   * one then refuses connections, as a deleted pod's IP would.
+   */
+  async restart(s: SimNode, opts: { move?: boolean } = {}): Promise<void> {
+    if (s.endpoint.state !== 'down') this.crash(s);
+    if (opts.move) this.relocate(s);
+    await this.until(this.boot(s));
+  }
+
+  private relocate(s: SimNode): void {
+    s.address = this.newAddress();
+    s.endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
+    this.network.register(s.address, s.endpoint);
+    this.trace(`move ${s.id} to ${s.address}`);
+  }
+
   trace(line: string): void {
     if (this.opts.trace) this.traceLines.push(`${(this.scheduler.now - START_MS).toFixed(3).padStart(10)} ${line}`);
   }
 
+  /** Failure-detector convictions (a node marking another down), counted from the nodes' logs. */
+  convictions = 0;
+
   private logger(id: string): Logger {
-    if (!this.opts.trace) return { debug() {}, info() {}, warn() {}, error() {} };
-    const line = (level: string) => (obj: object, msg: string) => this.trace(`log ${id} ${level} ${msg} ${JSON.stringify(obj)}`);
+    const line = (level: string) => (obj: object, msg: string) => {
+      if (msg === 'member is down') this.convictions++;
+      if (this.opts.trace) this.trace(`log ${id} ${level} ${msg} ${JSON.stringify(obj)}`);
+    };
     return { debug() {}, info: line('info'), warn: line('warn'), error: line('error') };
   }
 
@@ -137,18 +188,42 @@ export class Simulation {
     return {
       id: s.id,
       address: s.address,
-      seeds: this.nodes.map((n) => n.address),
       replicationFactor: this.opts.n,
       readQuorum: quorumOf(this.opts.n),
       writeQuorum: quorumOf(this.opts.n),
       vnodes: 64,
       requestTimeoutMs: this.opts.requestTimeoutMs,
-      seedRetryMs: 200,
+      heartbeatIntervalMs: this.opts.gossipIntervalMs,
+      gossipIntervalMs: this.opts.gossipIntervalMs,
+      phiConvictThreshold: this.opts.phiConvictThreshold,
+      discoveryIntervalMs: 200,
+      discoveryMaxIntervalMs: 10_000,
+      expectedMembers: this.opts.nodes,
+      maxGossipEntries: 256,
+    };
+  }
+
+  /**
+   * What a headless Service's DNS would answer: the current address of every node that has been
+   * started (ready or not). Answers after a lookup's worth of virtual time.
+   */
+  private discovery(): Discovery {
+    return {
+      name: 'sim-dns',
+      candidates: () =>
+        new Promise<Candidates>((resolve) =>
+          this.scheduler.after(0.5, () => {
+            const started = this.nodes.filter((n) => n.started);
+            const addresses = this.opts.discovery === 'dns' ? started.map((n) => n.address) : started.slice(0, 1).map((n) => n.address);
+            resolve({ addresses, problems: [] });
+          }),
+        ),
     };
   }
 
   /** Starts (or restarts) a node on its store: a new incarnation with a new clock and memory. */
-  private boot(s: SimNode): Promise<void> {
+  boot(s: SimNode): Promise<void> {
+    s.started = true;
     s.booting ??= this.create(s).finally(() => {
       s.booting = undefined;
     });
@@ -163,6 +238,7 @@ export class Simulation {
       transport: this.network.transportFor(s.address, s.clock),
       store: s.store,
       log: this.logger(s.id),
+      discovery: this.discovery(),
     });
     s.node = node;
     s.endpoint.handle = (msg) => node.handle(msg);
@@ -213,9 +289,25 @@ export class Simulation {
   /** Boots every node and waits until each has identified every seed. */
   async start(): Promise<void> {
     await this.until(Promise.all(this.nodes.map((s) => this.boot(s))));
-    const formed = () => this.nodes.every((s) => s.node && s.node.unidentifiedSeeds().length === 0);
-    await this.scheduler.runWhile(() => !formed(), this.scheduler.now + 60_000);
-    if (!formed()) throw new Error(`seed ${this.opts.seed}: cluster did not form`);
+    if (!(await this.runUntilFormed(60_000))) throw new Error(`seed ${this.opts.seed}: cluster did not form`);
+  }
+
+  /** Every running node knows every node, sees it alive, and computes the same ring. */
+  formed(): boolean {
+    const running = this.nodes.filter((s) => s.node);
+    const checksums = new Set(running.map((s) => (s.node as Node).currentRing().checksum()));
+    return (
+      checksums.size === 1 &&
+      running.every((s) => {
+        const view = (s.node as Node).membership.view();
+        return view.length === this.nodes.length && view.every((m) => m.liveness === 'alive');
+      })
+    );
+  }
+
+  /** Runs until formed() or `limitMs` of virtual time passed; returns formed(). */
+  runUntilFormed(limitMs: number): Promise<boolean> {
+    return this.scheduler.runWhile(() => !this.formed(), this.scheduler.now + limitMs);
   }
 
   // ---- faults -----------------------------------------------------------------------------------
@@ -238,9 +330,11 @@ export class Simulation {
   private inject(kind: FaultKind, s: SimNode, durationMs: number): void {
     const r = this.faultRandom;
     switch (kind) {
-      case 'crash': {
+      case 'crash':
+      case 'move': {
         if (s.endpoint.state === 'down') return;
         this.crash(s);
+        if (kind === 'move') this.relocate(s);
         this.afterFault(durationMs, () => {
           if (s.endpoint.state === 'down') void this.boot(s);
         });

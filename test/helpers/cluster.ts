@@ -6,6 +6,20 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ClusterOptions, LocalCluster } from '../../scripts/lib/local-cluster';
 
+/** Short deadline and fast gossip so tests see failures in seconds; warnings only in the logs. */
+export const FAST_ARGS = [
+  '--request-timeout-ms',
+  '1000',
+  '--gossip-interval-ms',
+  '100',
+  '--heartbeat-interval-ms',
+  '100',
+  '--discovery-interval-ms',
+  '100',
+  '--log-level',
+  'warn',
+];
+
 const live: Array<{ cluster: LocalCluster; dataRoot: string }> = [];
 
 /**
@@ -19,7 +33,7 @@ export async function startCluster(net: string, opts: Partial<ClusterOptions> = 
     hosts: Array.from({ length: count }, (_, i) => `${net}.${i + 1}`),
     port: 7000,
     dataRoot,
-    args: opts.args ?? ['--request-timeout-ms', '1000', '--seed-retry-ms', '100', '--log-level', 'warn'],
+    args: opts.args ?? FAST_ARGS,
     ...(opts.env ? { env: opts.env } : {}),
   });
   live.push({ cluster, dataRoot });

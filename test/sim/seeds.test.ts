@@ -9,7 +9,7 @@ import { repoRoot } from '../../scripts/lib/local-cluster';
 const run = promisify(execFile);
 const SEEDS = 2000;
 
-test(`${SEEDS} seeds of mixed faults (partition, crash, pause, drop, skew) violate no invariant`, async () => {
+test(`${SEEDS} seeds of mixed faults (partition, crash, move, pause, drop, skew) violate no invariant`, async () => {
   let stdout: string;
   try {
     ({ stdout } = await run(process.execPath, ['dist/scripts/sim.js', '--seeds', String(SEEDS), '--json', '--workers', '2'], {
@@ -39,5 +39,5 @@ test(`${SEEDS} seeds of mixed faults (partition, crash, pause, drop, skew) viola
   const replay = summary.failingSeeds.slice(0, 5).map((s) => `npm run sim -- --seed ${s} --trace`);
   expect({ violations: summary.violations, replay }).toEqual({ violations: {}, replay: [] });
   expect(summary.runs).toBe(SEEDS);
-  for (const kind of ['partition', 'crash', 'pause', 'drop', 'skew']) expect(summary.faults[kind]).toBeGreaterThan(SEEDS / 4);
+  for (const kind of ['partition', 'crash', 'move', 'pause', 'drop', 'skew']) expect(summary.faults[kind]).toBeGreaterThan(SEEDS / 4);
 }, 320_000);

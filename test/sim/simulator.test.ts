@@ -159,7 +159,14 @@ test('a crashed node restarts on its disk with a higher generation and its membe
   sim.crash(n1);
   expect(n1.node).toBeUndefined();
   expect(n1.endpoint.state).toBe('down');
+  // what survived on its disk: the members whose entry had been committed before the crash
+  const persisted = (n1.store.getMeta<Array<{ id: string }>>('members') ?? []).map((m) => m.id);
+  expect(persisted.length).toBeGreaterThan(0);
   await sim.heal();
   expect(n1.node?.generation).toBeGreaterThan(before);
+  // at once, before any gossip: its ring has every member it had persisted
+  expect(n1.node?.memberList().map((m) => m.id)).toEqual(expect.arrayContaining(['n1', ...persisted]));
+  // and gossip brings back the rest
+  expect(await sim.runUntilFormed(30_000)).toBe(true);
   expect(n1.node?.memberList().length).toBe(5);
 });

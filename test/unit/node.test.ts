@@ -32,32 +32,42 @@ async function cluster(count = 3) {
   const config = (i: number): NodeConfig => ({
     id: `n${i + 1}`,
     address: addresses[i] as string,
-    seeds: addresses,
     replicationFactor: 3,
     readQuorum: 2,
     writeQuorum: 2,
     vnodes: 16,
     requestTimeoutMs: 1000,
-    seedRetryMs: 100,
+    heartbeatIntervalMs: 100,
+    gossipIntervalMs: 100,
+    phiConvictThreshold: 8,
+    discoveryIntervalMs: 50,
+    discoveryMaxIntervalMs: 1000,
+    expectedMembers: count,
+    maxGossipEntries: 256,
   });
-  const nodes = await Promise.all(
-    addresses.map((_, i) =>
-      Node.create(config(i), { clock, random: new SeededRandom(i), transport, store: stores[i] as MemoryStore, log: silentLogger }),
-    ),
-  );
+  const discovery = { name: 'static', candidates: () => Promise.resolve({ addresses, problems: [] }) };
+  const deps = (i: number) => ({
+    clock,
+    random: new SeededRandom(i),
+    transport,
+    store: stores[i] as MemoryStore,
+    log: silentLogger,
+    discovery,
+  });
+  const nodes = await Promise.all(addresses.map((_, i) => Node.create(config(i), deps(i))));
   nodes.forEach((n) => {
     transport.nodes.set(n.address, n);
   });
   for (const n of nodes) n.start();
   await clock.advance(500);
-  return { clock, transport, nodes, stores, config };
+  return { clock, transport, nodes, stores, config, deps };
 }
 
 describe('node protocol on in-memory parts', () => {
-  test('nodes identify their seeds and agree on the ring', async () => {
+  test('nodes discover each other and agree on the ring', async () => {
     const { nodes } = await cluster();
     for (const n of nodes) {
-      expect(n.unidentifiedSeeds()).toEqual([]);
+      expect(n.discoveryStatus().complete).toBe(true);
       expect(n.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
     }
     expect(new Set(nodes.map((n) => n.currentRing().checksum())).size).toBe(1);
@@ -109,29 +119,18 @@ describe('node protocol on in-memory parts', () => {
   });
 
   test('a restarted node keeps its members and takes a higher generation', async () => {
-    const { nodes, stores, config, clock, transport } = await cluster();
+    const { nodes, config, deps } = await cluster();
     const old = nodes[0] as Node;
     old.stop();
-    const again = await Node.create(config(0), {
-      clock,
-      random: new SeededRandom(9),
-      transport,
-      store: stores[0] as MemoryStore,
-      log: silentLogger,
-    });
+    const again = await Node.create(config(0), deps(0));
     expect(again.generation).toBeGreaterThan(old.generation);
     expect(again.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
     expect(again.currentRing().checksum()).toBe(old.currentRing().checksum());
   });
 
   test('a store that belongs to another node id is refused', async () => {
-    const { stores, config, clock, transport } = await cluster();
-    await expect(
-      Node.create(
-        { ...config(1), id: 'intruder' },
-        { clock, random: new SeededRandom(1), transport, store: stores[1] as MemoryStore, log: silentLogger },
-      ),
-    ).rejects.toThrow('belongs to node "n2"');
+    const { config, deps } = await cluster();
+    await expect(Node.create({ ...config(1), id: 'intruder' }, deps(1))).rejects.toThrow('belongs to node "n2"');
   });
 
   test('malformed messages from peers are refused', async () => {

@@ -1,0 +1,346 @@
+// Membership in motion: the heartbeat loop, the gossip loop (push-pull with one random live peer
+// per round, sometimes an unreachable one, sometimes a seed), the failure detector's verdicts, and
+// the peer-discovery loop that finds the first peers. Cassandra's Gossiper, on injected parts.
+
+import type { Clock, TimerId } from '../core/clock';
+import type { Logger } from '../core/log';
+import { isMemberEntry, type MemberEntry, type MembershipOptions, MemberTable, type MemberView } from '../core/membership';
+import type { GossipMessage, GossipPushMessage, HelloMessage, ReplyOf } from '../core/messages';
+import type { Liveness } from '../core/phi';
+import { jittered, type Random, randomInt } from '../core/random';
+import { Ring } from '../core/ring';
+import type { Discovery } from '../discovery/discovery';
+import type { Counter, Metrics } from '../metrics';
+import type { Transport } from '../net/transport';
+import type { Store } from '../storage/store';
+import { BadMessageError } from './errors';
+
+export interface MembershipConfig {
+  vnodes: number;
+  heartbeatIntervalMs: number;
+  gossipIntervalMs: number;
+  phiConvictThreshold: number;
+  /** First pause between discovery rounds; doubles (with jitter) up to the max while peers are missing. */
+  discoveryIntervalMs: number;
+  discoveryMaxIntervalMs: number;
+  /** Members the cluster should have (a StatefulSet's replicas); undefined when unknown. */
+  expectedMembers: number | undefined;
+  /** Most member entries sent in one gossip message (bounds its size). */
+  maxGossipEntries: number;
+}
+
+export interface MembershipDeps {
+  clock: Clock;
+  random: Random;
+  transport: Transport;
+  store: Store;
+  log: Logger;
+  discovery: Discovery;
+  metrics?: Metrics | undefined;
+}
+
+/** What the member table persists: enough to rebuild the ring at start-up. */
+export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation'>;
+
+export interface DiscoveryStatus {
+  provider: string;
+  /** True once every expected member is known and every candidate address belongs to a member. */
+  complete: boolean;
+  expected: number | undefined;
+  known: number;
+  candidates: string[];
+  problems: string[];
+}
+
+function storable(entries: MemberEntry[], selfId: string): StoredMember[] {
+  return entries.filter((e) => e.id !== selfId).map(({ id, address, generation }) => ({ id, address, generation }));
+}
+
+export class Membership {
+  readonly table: MemberTable;
+  private ringCache: Ring;
+  private running = false;
+  private heartbeatTimer: TimerId | undefined;
+  private gossipTimer: TimerId | undefined;
+  private discoveryTimer: TimerId | undefined;
+  private discoveryBackoffMs: number;
+  private discoveryRunning = false;
+  private candidates: string[] = [];
+  private candidatesFetched = false;
+  private problems: string[] = [];
+  private wasComplete = false;
+  private readonly verdicts = new Map<string, Liveness>();
+  private readonly gossipRounds: Counter | undefined;
+  private readonly convictions: Counter | undefined;
+
+  constructor(
+    self: MemberEntry,
+    restored: readonly StoredMember[],
+    private readonly config: MembershipConfig,
+    private readonly deps: MembershipDeps,
+  ) {
+    const opts: MembershipOptions = {
+      convictThreshold: config.phiConvictThreshold,
+      windowSize: 1000,
+      initialIntervalMs: 2 * config.gossipIntervalMs,
+      maxIntervalMs: 4 * Math.max(config.gossipIntervalMs, config.heartbeatIntervalMs),
+    };
+    this.table = new MemberTable(self, opts);
+    this.table.restore(restored, deps.clock.nowMs());
+    this.ringCache = new Ring(this.table.ids(), config.vnodes);
+    this.discoveryBackoffMs = config.discoveryIntervalMs;
+    this.gossipRounds = deps.metrics?.counter('quorumkv_gossip_rounds_total', 'Gossip exchanges started, by outcome');
+    this.convictions = deps.metrics?.counter('quorumkv_member_state_changes_total', 'Failure-detector verdict changes, by new state');
+    deps.metrics?.gauge('quorumkv_members_by_state', "Members of this node's table by failure-detector state", () => {
+      const counts = { alive: 0, suspect: 0, down: 0 };
+      for (const m of this.table.view(this.deps.clock.nowMs())) counts[m.liveness]++;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
+  }
+
+  get ring(): Ring {
+    return this.ringCache;
+  }
+
+  start(): void {
+    this.running = true;
+    const { clock, random } = this.deps;
+    const heartbeat = () => {
+      this.table.beat();
+      this.heartbeatTimer = clock.setTimer(this.config.heartbeatIntervalMs, heartbeat);
+    };
+    this.heartbeatTimer = clock.setTimer(this.config.heartbeatIntervalMs, heartbeat);
+    const gossip = () => {
+      this.gossipRound();
+      this.gossipTimer = clock.setTimer(this.config.gossipIntervalMs, gossip);
+    };
+    this.gossipTimer = clock.setTimer(randomInt(random, 0, this.config.gossipIntervalMs), gossip);
+    this.discoveryRound();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of [this.heartbeatTimer, this.gossipTimer, this.discoveryTimer]) if (t !== undefined) this.deps.clock.cancel(t);
+    this.heartbeatTimer = this.gossipTimer = this.discoveryTimer = undefined;
+  }
+
+  // ---- what the rest of the node asks ------------------------------------------------------------
+
+  liveness(id: string): Liveness {
+    return this.table.liveness(id, this.deps.clock.nowMs());
+  }
+
+  addressOf(id: string): string | undefined {
+    return this.table.get(id)?.address;
+  }
+
+  view(): MemberView[] {
+    return this.table.view(this.deps.clock.nowMs());
+  }
+
+  /** Addresses of the other members that are not down (the seed's /peers). */
+  livePeers(): string[] {
+    const now = this.deps.clock.nowMs();
+    return this.table
+      .all()
+      .filter((m) => m.id !== this.table.selfId && this.table.liveness(m.id, now) !== 'down')
+      .map((m) => m.address);
+  }
+
+  discoveryStatus(): DiscoveryStatus {
+    return {
+      provider: this.deps.discovery.name,
+      complete: this.discoveryComplete(),
+      expected: this.config.expectedMembers,
+      known: this.table.size(),
+      candidates: [...this.candidates],
+      problems: [...this.problems],
+    };
+  }
+
+  // ---- merging what others say --------------------------------------------------------------------
+
+  /** Merges entries heard from peers: rebuilds the ring when ids change, persists what must survive. */
+  private async absorb(entries: readonly unknown[]): Promise<void> {
+    const valid = entries.filter(isMemberEntry);
+    const { added, restarted, impostors } = this.table.merge(valid, this.deps.clock.nowMs());
+    for (const e of impostors) {
+      this.deps.log.error(
+        { id: e.id, address: e.address, generation: e.generation },
+        "another node gossips with this node's id; check --node-id",
+      );
+    }
+    for (const e of added) this.deps.log.info({ member: e.id, address: e.address, members: this.table.size() }, 'member joined');
+    for (const { entry, previousAddress } of restarted) {
+      if (entry.address !== previousAddress) {
+        this.deps.log.info({ member: entry.id, from: previousAddress, to: entry.address }, 'member restarted at a new address');
+      } else this.deps.log.info({ member: entry.id, generation: entry.generation }, 'member restarted');
+    }
+    if (added.length > 0) {
+      this.ringCache = new Ring(this.table.ids(), this.config.vnodes);
+      this.deps.log.info({ members: this.table.size(), ring: this.ringCache.checksum() }, 'ring changed');
+    }
+    if (added.length > 0 || restarted.length > 0) await this.deps.store.putMeta('members', storable(this.table.all(), this.table.selfId));
+  }
+
+  onHello(msg: HelloMessage): Promise<ReplyOf<HelloMessage>> {
+    if (!isMemberEntry(msg.from)) throw new BadMessageError('hello needs from: {id, address, generation, heartbeat, status}');
+    return this.absorb([msg.from]).then(() => ({ member: this.table.self(), members: this.table.all() }));
+  }
+
+  onGossip(msg: GossipMessage): ReplyOf<GossipMessage> {
+    if (!Array.isArray(msg.digests)) throw new BadMessageError('gossip needs digests');
+    const digests = msg.digests.filter(
+      (d) =>
+        typeof d === 'object' &&
+        d !== null &&
+        typeof d.id === 'string' &&
+        Number.isSafeInteger(d.generation) &&
+        Number.isSafeInteger(d.heartbeat),
+    );
+    const { send, want } = this.table.diff(digests, this.config.maxGossipEntries);
+    return { entries: send, want };
+  }
+
+  async onGossipPush(msg: GossipPushMessage): Promise<ReplyOf<GossipPushMessage>> {
+    if (!Array.isArray(msg.entries)) throw new BadMessageError('gossip-push needs entries');
+    await this.absorb(msg.entries);
+    return {};
+  }
+
+  // ---- gossip -----------------------------------------------------------------------------------
+
+  private timeoutMs(): number {
+    return Math.max(100, Math.min(2000, this.config.gossipIntervalMs));
+  }
+
+  /** One push-pull exchange with the node at `address`. */
+  private async exchange(address: string): Promise<void> {
+    const { transport } = this.deps;
+    try {
+      const reply = await transport.send(
+        address,
+        { type: 'gossip', from: this.table.selfId, digests: this.table.digests() },
+        this.timeoutMs(),
+      );
+      await this.absorb(reply.entries ?? []);
+      const wanted = this.table.entries(reply.want ?? []);
+      if (wanted.length > 0) {
+        await transport.send(
+          address,
+          { type: 'gossip-push', from: this.table.selfId, entries: wanted.slice(0, this.config.maxGossipEntries) },
+          this.timeoutMs(),
+        );
+      }
+      this.gossipRounds?.inc({ outcome: 'ok' });
+    } catch (err) {
+      this.gossipRounds?.inc({ outcome: 'failed' });
+      this.deps.log.debug({ address, err: String(err) }, 'gossip exchange failed');
+    }
+  }
+
+  private gossipRound(): void {
+    if (!this.running) return;
+    const { random, clock } = this.deps;
+    const now = clock.nowMs();
+    this.updateVerdicts(now);
+    const others = this.table.all().filter((m) => m.id !== this.table.selfId);
+    const live = others.filter((m) => this.table.liveness(m.id, now) !== 'down');
+    const unreachable = others.filter((m) => this.table.liveness(m.id, now) === 'down');
+    const seeds = this.candidates.filter((a) => a !== this.table.self().address);
+    let toSeed = false;
+    if (live.length > 0) {
+      const peer = live[randomInt(random, 0, live.length - 1)] as MemberEntry;
+      toSeed = seeds.includes(peer.address);
+      void this.exchange(peer.address);
+    }
+    // Now and then try a member believed down: it may be back (and this is how we learn it).
+    if (unreachable.length > 0 && random.next() < unreachable.length / (live.length + 1)) {
+      void this.exchange((unreachable[randomInt(random, 0, unreachable.length - 1)] as MemberEntry).address);
+    }
+    // Seeds keep partitioned islands from forming: always with no live peer, sometimes otherwise.
+    if (seeds.length > 0 && !toSeed && (live.length === 0 || random.next() < seeds.length / (others.length + 1))) {
+      void this.exchange(seeds[randomInt(random, 0, seeds.length - 1)] as string);
+    }
+    if (!this.discoveryRunning && this.discoveryTimer === undefined && !this.discoveryComplete()) this.wakeDiscovery();
+  }
+
+  private updateVerdicts(now: number): void {
+    for (const m of this.table.view(now)) {
+      if (m.id === this.table.selfId) continue;
+      const before = this.verdicts.get(m.id);
+      if (before === m.liveness) continue;
+      this.verdicts.set(m.id, m.liveness);
+      if (before === undefined && m.liveness === 'alive') continue;
+      this.convictions?.inc({ state: m.liveness });
+      const fields = { member: m.id, address: m.address, phi: Number(m.phi.toFixed(2)), silentMs: m.sinceHeartbeatMs };
+      if (m.liveness === 'down') this.deps.log.warn(fields, 'member is down');
+      else if (m.liveness === 'suspect') this.deps.log.info(fields, 'member is suspect');
+      else this.deps.log.info(fields, 'member is alive');
+    }
+  }
+
+  // ---- discovery --------------------------------------------------------------------------------------
+
+  private discoveryComplete(): boolean {
+    const expected = this.config.expectedMembers;
+    const now = this.deps.clock.nowMs();
+    if (expected !== undefined) {
+      const alive = this.table.all().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
+      if (alive < expected) return false;
+    }
+    if (!this.candidatesFetched) return false;
+    return this.candidates.every((a) => this.table.byAddress(a) !== undefined);
+  }
+
+  private wakeDiscovery(): void {
+    this.discoveryBackoffMs = this.config.discoveryIntervalMs;
+    if (this.discoveryTimer !== undefined) this.deps.clock.cancel(this.discoveryTimer);
+    this.discoveryTimer = undefined;
+    this.discoveryRound();
+  }
+
+  private discoveryRound(): void {
+    if (!this.running || this.discoveryRunning) return;
+    this.discoveryTimer = undefined;
+    this.discoveryRunning = true;
+    void this.discover().finally(() => {
+      this.discoveryRunning = false;
+      if (!this.running) return;
+      const { clock, random } = this.deps;
+      // Complete: idle, but look again now and then (new pods, changed addresses).
+      const wait = this.discoveryComplete() ? this.config.discoveryMaxIntervalMs : this.discoveryBackoffMs;
+      if (!this.discoveryComplete()) this.discoveryBackoffMs = Math.min(this.discoveryBackoffMs * 2, this.config.discoveryMaxIntervalMs);
+      this.discoveryTimer = clock.setTimer(jittered(random, wait), () => this.discoveryRound());
+    });
+  }
+
+  private async discover(): Promise<void> {
+    const { discovery, transport, clock, log } = this.deps;
+    const found = await discovery.candidates();
+    this.candidates = found.addresses;
+    this.candidatesFetched = true;
+    this.problems = found.problems;
+    if (found.problems.length > 0) log.debug({ problems: found.problems }, 'discovery: some candidates did not resolve');
+    const now = clock.nowMs();
+    const self = this.table.self();
+    const toGreet = found.addresses.filter((a) => {
+      if (a === self.address) return false;
+      const m = this.table.byAddress(a);
+      return m === undefined || this.table.liveness(m.id, now) === 'down';
+    });
+    await Promise.all(
+      toGreet.map(async (address) => {
+        try {
+          const reply = await transport.send(address, { type: 'hello', from: this.table.self() }, this.timeoutMs());
+          await this.absorb([reply.member, ...(reply.members ?? [])]);
+        } catch (err) {
+          log.debug({ address, err: String(err) }, 'discovery: candidate did not answer');
+        }
+      }),
+    );
+    const complete = this.discoveryComplete();
+    if (complete && !this.wasComplete) log.info({ provider: discovery.name, members: this.table.size() }, 'discovery complete');
+    this.wasComplete = complete;
+  }
+}
