@@ -65,6 +65,8 @@ export class Membership {
   private discoveryTimer: TimerId | undefined;
   private discoveryBackoffMs: number;
   private discoveryRunning = false;
+  /** The last round found discovery complete; only the slow re-check timer is pending. */
+  private discoveryIdle = false;
   private candidates: string[] = [];
   private candidatesFetched = false;
   private problems: string[] = [];
@@ -262,7 +264,10 @@ export class Membership {
     if (seeds.length > 0 && !toSeed && (live.length === 0 || random.next() < seeds.length / (others.length + 1))) {
       void this.exchange(seeds[randomInt(random, 0, seeds.length - 1)] as string);
     }
-    if (!this.discoveryRunning && this.discoveryTimer === undefined && !this.discoveryComplete()) this.wakeDiscovery();
+    if (this.discoveryIdle && !this.discoveryRunning && !this.discoveryComplete()) {
+      this.deps.log.info({ provider: this.deps.discovery.name }, 'discovery resumed: members are missing');
+      this.wakeDiscovery();
+    }
   }
 
   private updateVerdicts(now: number): void {
@@ -294,6 +299,7 @@ export class Membership {
   }
 
   private wakeDiscovery(): void {
+    this.discoveryIdle = false;
     this.discoveryBackoffMs = this.config.discoveryIntervalMs;
     if (this.discoveryTimer !== undefined) this.deps.clock.cancel(this.discoveryTimer);
     this.discoveryTimer = undefined;
@@ -309,8 +315,9 @@ export class Membership {
       if (!this.running) return;
       const { clock, random } = this.deps;
       // Complete: idle, but look again now and then (new pods, changed addresses).
-      const wait = this.discoveryComplete() ? this.config.discoveryMaxIntervalMs : this.discoveryBackoffMs;
-      if (!this.discoveryComplete()) this.discoveryBackoffMs = Math.min(this.discoveryBackoffMs * 2, this.config.discoveryMaxIntervalMs);
+      this.discoveryIdle = this.discoveryComplete();
+      const wait = this.discoveryIdle ? this.config.discoveryMaxIntervalMs : this.discoveryBackoffMs;
+      if (!this.discoveryIdle) this.discoveryBackoffMs = Math.min(this.discoveryBackoffMs * 2, this.config.discoveryMaxIntervalMs);
       this.discoveryTimer = clock.setTimer(jittered(random, wait), () => this.discoveryRound());
     });
   }

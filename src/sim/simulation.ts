@@ -48,6 +48,8 @@ export interface SimOptions {
    * only the first node's address (like --join), so everything else must come through gossip.
    */
   discovery?: 'dns' | 'first-seed';
+  /** Longest pause between discovery rounds (also the re-check period once complete). */
+  discoveryMaxIntervalMs?: number;
   /** One-way network latency: min + an exponential tail with this mean. */
   latency?: { minMs: number; meanExtraMs: number };
   /** Largest offset of a node's wall clock from true time. */
@@ -66,6 +68,8 @@ export interface SimNode {
   booting: Promise<void> | undefined;
   /** Booted at least once (discovery lists it from then on). */
   started: boolean;
+  /** Discovery lookups this node made. */
+  discoveryLookups: number;
   random: Random;
 }
 
@@ -116,6 +120,7 @@ export class Simulation {
       gossipIntervalMs: 1000,
       phiConvictThreshold: 8,
       discovery: 'dns',
+      discoveryMaxIntervalMs: 10_000,
       latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
@@ -139,7 +144,18 @@ export class Simulation {
       const store = new SimStore(this.scheduler, new SeededRandom(deriveSeed(master)));
       const endpoint: Endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
       this.network.register(address, endpoint);
-      this.nodes.push({ id: `n${i + 1}`, address, clock, store, endpoint, node: undefined, booting: undefined, started: false, random });
+      this.nodes.push({
+        id: `n${i + 1}`,
+        address,
+        clock,
+        store,
+        endpoint,
+        node: undefined,
+        booting: undefined,
+        started: false,
+        discoveryLookups: 0,
+        random,
+      });
     }
     this.ring = new Ring(
       this.nodes.map((n) => n.id),
@@ -173,12 +189,17 @@ export class Simulation {
     if (this.opts.trace) this.traceLines.push(`${(this.scheduler.now - START_MS).toFixed(3).padStart(10)} ${line}`);
   }
 
+  /** How often each log message was written by any node (info and above). */
+  readonly logCounts = new Map<string, number>();
+
   /** Failure-detector convictions (a node marking another down), counted from the nodes' logs. */
-  convictions = 0;
+  get convictions(): number {
+    return this.logCounts.get('member is down') ?? 0;
+  }
 
   private logger(id: string): Logger {
     const line = (level: string) => (obj: object, msg: string) => {
-      if (msg === 'member is down') this.convictions++;
+      this.logCounts.set(msg, (this.logCounts.get(msg) ?? 0) + 1);
       if (this.opts.trace) this.trace(`log ${id} ${level} ${msg} ${JSON.stringify(obj)}`);
     };
     return { debug() {}, info: line('info'), warn: line('warn'), error: line('error') };
@@ -197,7 +218,7 @@ export class Simulation {
       gossipIntervalMs: this.opts.gossipIntervalMs,
       phiConvictThreshold: this.opts.phiConvictThreshold,
       discoveryIntervalMs: 200,
-      discoveryMaxIntervalMs: 10_000,
+      discoveryMaxIntervalMs: this.opts.discoveryMaxIntervalMs,
       expectedMembers: this.opts.nodes,
       maxGossipEntries: 256,
     };
@@ -207,17 +228,18 @@ export class Simulation {
    * What a headless Service's DNS would answer: the current address of every node that has been
    * started (ready or not). Answers after a lookup's worth of virtual time.
    */
-  private discovery(): Discovery {
+  private discovery(s: SimNode): Discovery {
     return {
       name: 'sim-dns',
       candidates: () =>
-        new Promise<Candidates>((resolve) =>
+        new Promise<Candidates>((resolve) => {
+          s.discoveryLookups++;
           this.scheduler.after(0.5, () => {
             const started = this.nodes.filter((n) => n.started);
             const addresses = this.opts.discovery === 'dns' ? started.map((n) => n.address) : started.slice(0, 1).map((n) => n.address);
             resolve({ addresses, problems: [] });
-          }),
-        ),
+          });
+        }),
     };
   }
 
@@ -238,7 +260,7 @@ export class Simulation {
       transport: this.network.transportFor(s.address, s.clock),
       store: s.store,
       log: this.logger(s.id),
-      discovery: this.discovery(),
+      discovery: this.discovery(s),
     });
     s.node = node;
     s.endpoint.handle = (msg) => node.handle(msg);

@@ -70,6 +70,32 @@ describe('gossip membership (simulated)', () => {
     expect(await sim.runUntilFormed(30 * SECOND)).toBe(true);
   });
 
+  test('discovery idles once every expected member is known, and wakes when one goes missing', async () => {
+    // re-checks only every 10 minutes once complete: any earlier lookup is a wake-up
+    const sim = new Simulation({ seed: 13, nodes: 5, faults: [], discoveryMaxIntervalMs: 600 * SECOND });
+    await sim.start();
+    await sim.scheduler.runUntil(sim.scheduler.now + 20 * SECOND);
+    for (const s of sim.nodes) expect((s.node as Node).discoveryStatus().complete).toBe(true);
+    const survivors = sim.nodes.slice(0, 4);
+    const lookups = () => survivors.map((s) => s.discoveryLookups);
+    const idle = lookups();
+    await sim.scheduler.runUntil(sim.scheduler.now + 60 * SECOND);
+    expect(lookups()).toEqual(idle); // idle: no lookups at all
+
+    sim.crash(sim.nodes[4] as SimNode);
+    const convicted = () => survivors.every((s) => states(s).n5 === 'down');
+    expect(await sim.scheduler.runWhile(() => !convicted(), sim.scheduler.now + 120 * SECOND)).toBe(true);
+    await sim.scheduler.runUntil(sim.scheduler.now + 2 * SECOND);
+    // every survivor looked again right away, and knows it is missing a member
+    lookups().forEach((n, i) => expect(n).toBeGreaterThan(idle[i] as number));
+    for (const s of survivors) expect((s.node as Node).discoveryStatus().complete).toBe(false);
+
+    await sim.heal();
+    expect(await sim.runUntilFormed(60 * SECOND)).toBe(true);
+    await sim.scheduler.runUntil(sim.scheduler.now + 20 * SECOND);
+    for (const s of sim.nodes) expect((s.node as Node).discoveryStatus().complete).toBe(true);
+  });
+
   test('convergence takes a number of gossip rounds that grows like log(n); bytes per round are reported', async () => {
     const figures: Array<{ n: number; rounds: number; bytesPerNodeRound: number }> = [];
     for (const n of [10, 20, 50, 100]) {
@@ -112,9 +138,9 @@ describe('gossip membership (simulated)', () => {
         // latency 5 ms + an exponential tail with a 200 ms mean: slow, jittery, but nothing lost
         const sim = new Simulation({ seed, nodes: 5, faults: [], phiConvictThreshold: threshold, latency: { minMs: 5, meanExtraMs: 200 } });
         await sim.start();
-        sim.convictions = 0;
+        const before = sim.convictions;
         await sim.scheduler.runUntil(sim.scheduler.now + hours * 3600 * SECOND);
-        convictions += sim.convictions;
+        convictions += sim.convictions - before;
         if (threshold === 8) expect(sim.formed()).toBe(true);
       }
       const nodeHours = 2 * 5 * hours;
