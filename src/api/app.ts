@@ -2,14 +2,17 @@
 // /internal routes peers call (./internal.ts). Validation happens here, before anything reaches the node: bad input gets a JSON
 // error and changes nothing.
 
+import { timingSafeEqual } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { liveness, readiness, startup } from '../core/health';
 import { formatVersion } from '../core/hlc';
 import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
 import type { Logger } from '../core/log';
 import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
 import type { JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
+import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
 import { BadMessageError, QuorumError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
 import type { Node, WriteResult } from '../node/node';
@@ -18,11 +21,23 @@ import { createInternalHandler, INTERNAL_PREFIX } from './internal';
 
 export interface AppOptions {
   node: Node;
+  /** Worst event-loop delay over the last few seconds, in ms (measured by the process). */
+  eventLoopDelayMs: () => number;
   log: Logger;
   metrics: Metrics;
   maxValueBytes: number;
   maxInflightRequests: number;
   clusterSecret?: string | undefined;
+}
+
+/**
+ * How long /health/ready waits for a DNS count of the pods before using the last one: the probe
+ * (timeoutSeconds 3, CLI deadline 2 s) must get an answer even when cluster DNS is slow.
+ */
+const READINESS_DNS_BUDGET_MS = 1000;
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
 /** Room for the `{"value": ...}` wrapper and whitespace around a value at the size limit. */
@@ -79,6 +94,12 @@ function failuresWithAddresses(node: Node, failures: ReplicaFailure[]): Array<{ 
 /** The node's HTTP request handler: /internal/* on the lean path, everything else through express. */
 export function createHandler(opts: AppOptions): RequestListener {
   const { node, log, metrics } = opts;
+  const secret = opts.clusterSecret ? Buffer.from(opts.clusterSecret) : undefined;
+  const hasToken = (req: Request) => {
+    if (!secret) return false;
+    const given = Buffer.from(String(req.get(CLUSTER_TOKEN_HEADER) ?? ''));
+    return given.length === secret.length && timingSafeEqual(given, secret);
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -111,15 +132,55 @@ export function createHandler(opts: AppOptions): RequestListener {
   // ---- health and cluster views -----------------------------------------------------------------
   app.get('/health', (_req, res) => {
     const s = node.status();
-    res.json({
-      status: 'ok',
+    const delay = opts.eventLoopDelayMs();
+    const verdict = liveness({ eventLoopDelayMs: delay });
+    res.status(verdict.ok ? 200 : 503).json({
+      status: verdict.ok ? 'ok' : 'stalled',
+      reason: verdict.reason,
       id: s.id,
       address: s.address,
       generation: s.generation,
       uptime_ms: s.uptimeMs,
       members: s.members,
       ring_checksum: s.ring,
+      event_loop_delay_ms: Math.round(delay),
     });
+  });
+  app.get('/health/startup', (_req, res) => {
+    const i = node.startupInput();
+    const verdict = startup(i);
+    res.status(verdict.ok ? 200 : 503).json({
+      ok: verdict.ok,
+      reason: verdict.reason,
+      storage_open: i.storageOpen,
+      serving: i.serving,
+      discovery_tried: i.discoveryTried,
+      known_members: i.knownMembers,
+    });
+  });
+  app.get('/health/ready', async (_req, res) => {
+    const i = await node.readinessInput(READINESS_DNS_BUDGET_MS);
+    const verdict = readiness(i);
+    res.status(verdict.ok ? 200 : 503).json({
+      ok: verdict.ok,
+      reason: verdict.reason,
+      rule: 'two-phase',
+      storage_open: i.storageOpen,
+      serving: i.serving,
+      draining: i.draining,
+      pods_existing: i.podsExisting ?? null,
+      expected_pods: i.expectedPods ?? null,
+      live_members: i.liveMembers,
+      quorum_members: i.quorumMembers,
+      replication_factor: node.config.replicationFactor,
+    });
+  });
+  app.post('/admin/drain', (req, res) => {
+    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
+      throw new HttpError(403, 'forbidden', 'drain is accepted from this pod (loopback) or with the cluster token');
+    }
+    node.drain();
+    res.json({ draining: true, inflight_requests: inflight });
   });
   app.get('/peers', (_req, res) => {
     res.json(node.peers());

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'value_too_large'
   | 'unsupported_media_type'
   | 'unauthorized'
+  | 'forbidden'
   | 'quorum_not_met'
   | 'overloaded'
   | 'internal';

@@ -4,7 +4,6 @@
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, SETTINGS } from '../config';
-import { serve } from './serve';
 import { ago, percent, table } from './table';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -30,6 +29,8 @@ function program(): Command {
         throw err;
       }
       try {
+        // loaded here so health probes and client commands do not pay for express, lmdb and pino
+        const { serve } = await import('./serve');
         const running = await serve(config);
         let signals = 0;
         const onSignal = (sig: NodeJS.Signals) => {
@@ -97,6 +98,30 @@ function program(): Command {
     .option('--w <n>', 'Acknowledgements to wait for')
     .action(async (key: string, o: { url: string; consistency?: string; w?: string }) => {
       await call('DELETE', o.url, key, { consistency: o.consistency, w: o.w });
+    });
+
+  p.command('health')
+    .description('Probe the local node as kubelet does: prints why, exits 0 (pass) or 1 (fail)')
+    .argument('<probe>', 'liveness, readiness or startup')
+    .addOption(urlOption())
+    .addOption(new Option('--timeout-ms <ms>', 'Give up (and fail) after this long; keep it under the probe timeout').default('2000'))
+    .addOption(
+      new Option('--rule <rule>', "Readiness rule: two-phase, or naive (the seed design's deadlock, for demonstrations)")
+        .choices(['two-phase', 'naive'])
+        .default('two-phase'),
+    )
+    .action(async (probe: string, o: { url: string; timeoutMs: string; rule: string }) => {
+      const { code, line } = await healthCheck(probe, o.url, Number(o.timeoutMs), o.rule);
+      process.stdout.write(`${line}\n`);
+      process.exit(code);
+    });
+
+  p.command('drain')
+    .description('Before a pod stops (preStop): fail readiness so Services stop sending, then wait for that to take effect')
+    .addOption(urlOption())
+    .addOption(new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .action(async (o: { url: string; waitMs: string }) => {
+      process.exit(await drain(o.url, Number(o.waitMs)));
     });
 
   p.command('status')
@@ -176,6 +201,68 @@ async function fetchJson(url: string, path: string): Promise<any> {
     process.stderr.write(`quorumkv: cannot read ${path} from ${url}: ${(err as Error).message}\n`);
     process.exit(1);
   }
+}
+
+/** One probe: asks the node, applies the rule from core to what it says, one line of why. */
+async function healthCheck(probe: string, url: string, timeoutMs: number, rule: string): Promise<{ code: number; line: string }> {
+  const paths: Record<string, string> = { liveness: '/health', readiness: '/health/ready', startup: '/health/startup' };
+  const path = paths[probe];
+  if (!path) return { code: 2, line: `unknown probe ${JSON.stringify(probe)}: liveness, readiness or startup` };
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return { code: 2, line: '--timeout-ms must be a positive number' };
+  const { liveness, naiveReadiness, readiness, startup } = await import('../core/health');
+  let body: Record<string, unknown>;
+  try {
+    const res = await axios.get(`${url.replace(/\/+$/, '')}${path}`, { timeout: timeoutMs, validateStatus: () => true });
+    body = res.data as Record<string, unknown>;
+    if (typeof body !== 'object' || body === null)
+      return { code: 1, line: `${probe}: failed: ${url}${path} answered ${res.status} without JSON` };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    const why =
+      e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT'
+        ? `no answer within ${timeoutMs} ms (hung or overloaded)`
+        : (e.message ?? String(err));
+    return { code: 1, line: `${probe}: failed: ${url}${path}: ${why}` };
+  }
+  let verdict: { ok: boolean; reason: string };
+  if (probe === 'liveness') {
+    verdict = liveness({ eventLoopDelayMs: Number(body.event_loop_delay_ms) });
+  } else if (probe === 'startup') {
+    verdict = startup({
+      storageOpen: body.storage_open === true,
+      serving: body.serving === true,
+      discoveryTried: body.discovery_tried === true,
+      knownMembers: Number(body.known_members),
+    });
+  } else {
+    const input = {
+      storageOpen: body.storage_open === true,
+      serving: body.serving === true,
+      draining: body.draining === true,
+      podsExisting: typeof body.pods_existing === 'number' ? body.pods_existing : undefined,
+      expectedPods: typeof body.expected_pods === 'number' ? body.expected_pods : undefined,
+      liveMembers: Number(body.live_members),
+      quorumMembers: Number(body.quorum_members),
+    };
+    verdict = rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
+  }
+  return { code: verdict.ok ? 0 : 1, line: `${probe}: ${verdict.reason}` };
+}
+
+/** preStop: readiness fails at once (the reply confirms it), then wait for endpoints to catch up. */
+async function drain(url: string, waitMs: number): Promise<number> {
+  const base = url.replace(/\/+$/, '');
+  const started = Date.now();
+  try {
+    await axios.post(`${base}/admin/drain`, undefined, { timeout: 2000 });
+  } catch (err) {
+    process.stderr.write(`quorumkv drain: ${base}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  process.stdout.write(`draining ${base}: readiness fails from now on; waiting ${waitMs} ms for endpoints to drop this pod\n`);
+  const remaining = waitMs - (Date.now() - started);
+  if (remaining > 0) await new Promise((r) => setTimeout(r, remaining));
+  return 0;
 }
 
 /** Prints the reply's JSON; exits 0 on 2xx, 1 otherwise (like `curl --fail`, but showing the body). */

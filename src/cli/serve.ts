@@ -4,6 +4,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHandler } from '../api/app';
 import { redacted, type ServeConfig } from '../config';
 import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
@@ -41,15 +42,28 @@ export function discoveryFor(c: ServeConfig): Discovery {
   }
 }
 
+/** The liveness probe reports the worst event-loop delay over windows of this length. */
+const EVENT_LOOP_WINDOW_MS = 5_000;
+
 /** How long shutdown waits for requests in flight before closing their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
-function isAlive(pid: number): boolean {
+/**
+ * Whether `pid` is a running quorumkv server. A pid file left by a killed process may name a pid
+ * that is now something else (in a restarted container, pid 1 is always taken): on Linux the
+ * command line says whether it is really us.
+ */
+function isRunningServer(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return cmdline.includes('serve') && cmdline.some((a) => a.includes('quorumkv') || a.endsWith('main.js'));
+  } catch {
+    return true; // no /proc: trust the pid
   }
 }
 
@@ -73,7 +87,7 @@ function lockDataDir(dir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunningServer(pid)) {
         throw new Error(`data directory ${dir} is in use by process ${pid}; stop it, or remove ${file} if that process is not quorumkv`);
       }
       unlinkSync(file);
@@ -115,15 +129,32 @@ export async function serve(config: ServeConfig): Promise<Running> {
     { clock, random: systemRandom(), transport, store, log, metrics, discovery: discoveryFor(config) },
   );
 
+  // Event-loop delay for the liveness probe: the worst stall over the last window.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
+  let lastWindowMaxMs = 0;
+  const loopWindow = setInterval(() => {
+    lastWindowMaxMs = loopDelay.max / 1e6;
+    loopDelay.reset();
+  }, EVENT_LOOP_WINDOW_MS);
+  loopWindow.unref();
+
   const handler = createHandler({
     node,
     log,
+    eventLoopDelayMs: () => Math.max(lastWindowMaxMs, loopDelay.max / 1e6),
     metrics,
     maxValueBytes: config.maxValueBytes,
     maxInflightRequests: config.maxInflightRequests,
     clusterSecret: config.clusterSecret,
   });
-  const server = http.createServer(handler);
+  // While shutting down, every response says Connection: close, so peers' and clients' keep-alive
+  // connections end after the request they carry instead of holding the server open.
+  let closing = false;
+  const server = http.createServer((req, res) => {
+    if (closing) res.setHeader('connection', 'close');
+    handler(req, res);
+  });
   // Peers keep connections idle for 30 s (HttpTransport); the server waits longer, so it is
   // always the client that closes an idle connection and no request races a server-side close.
   server.keepAliveTimeout = 65_000;
@@ -138,18 +169,32 @@ export async function serve(config: ServeConfig): Promise<Running> {
     });
   });
   log.info({ config: redacted(config) }, `quorumkv listening on ${config.host}:${config.port}, advertised as ${config.advertiseAddress}`);
+  node.setServing(true);
   node.start();
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'shutting down: no new requests, finishing those in flight');
-      node.stop();
+      node.drain();
+      closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), DRAIN_TIMEOUT_MS);
+      // A connection that finishes its request becomes idle: close those as they appear.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const timer = setTimeout(() => {
+        log.warn({ afterMs: DRAIN_TIMEOUT_MS }, 'requests still in flight: closing their connections');
+        server.closeAllConnections();
+      }, DRAIN_TIMEOUT_MS);
       await closed;
+      clearInterval(sweep);
       clearTimeout(timer);
+      node.setServing(false);
+      node.stop();
+      // Peers mark this node down now rather than after phi convicts it: a rolling restart
+      // costs no request its deadline.
+      await node.membership.announceShutdown();
+      clearInterval(loopWindow);
+      loopDelay.disable();
       await transport.close();
       await store.close();
       unlock();

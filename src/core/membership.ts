@@ -76,6 +76,8 @@ export class MemberTable {
   private selfEntry: MemberEntry;
   private readonly others = new Map<string, MemberEntry>();
   private readonly windows = new Map<string, ArrivalWindow>();
+  /** Members that announced a clean shutdown, with the state they announced: down until they move past it. */
+  private readonly shutDown = new Map<string, Digest>();
 
   constructor(
     self: MemberEntry,
@@ -166,6 +168,8 @@ export class MemberTable {
       const known = this.others.get(e.id);
       if (!isNewer(e, known)) continue;
       this.others.set(e.id, e);
+      const notice = this.shutDown.get(e.id);
+      if (notice && isNewer(e, notice)) this.shutDown.delete(e.id); // it is running again
       if (!known) {
         result.added.push(e);
         this.windows.set(e.id, new ArrivalWindow(this.opts));
@@ -192,6 +196,17 @@ export class MemberTable {
     }
   }
 
+  /**
+   * A member said it is shutting down cleanly (Cassandra's shutdown notice): it counts as down at
+   * once instead of after phi convicts it, until gossip shows it past the announced state.
+   */
+  markShutdown(notice: Digest): boolean {
+    const known = this.others.get(notice.id);
+    if (!known || isNewer(known, notice)) return false; // stale notice: it already moved on
+    this.shutDown.set(notice.id, notice);
+    return true;
+  }
+
   phi(id: string, nowMs: number): number {
     if (id === this.selfEntry.id) return 0;
     return this.windows.get(id)?.phi(nowMs) ?? 0;
@@ -199,6 +214,7 @@ export class MemberTable {
 
   liveness(id: string, nowMs: number): Liveness {
     if (id === this.selfEntry.id) return 'alive';
+    if (this.shutDown.has(id)) return 'down';
     return livenessOf(this.phi(id, nowMs), this.opts.convictThreshold);
   }
 
@@ -208,7 +224,7 @@ export class MemberTable {
       const phi = this.phi(m.id, nowMs);
       return {
         ...m,
-        liveness: livenessOf(phi, this.opts.convictThreshold),
+        liveness: this.liveness(m.id, nowMs),
         phi,
         sinceHeartbeatMs: last === undefined ? undefined : nowMs - last,
       };

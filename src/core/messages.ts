@@ -33,6 +33,13 @@ export interface GossipPushMessage {
 }
 export type GossipPushReply = Record<string, never>;
 
+/** "I am stopping cleanly": the receiver marks the sender down at once (Cassandra's shutdown notice). */
+export interface ShutdownMessage {
+  readonly type: 'shutdown';
+  readonly from: Digest;
+}
+export type ShutdownReply = Record<string, never>;
+
 /** Store `record` under `key` if it is newer than what the replica holds. */
 export interface WriteMessage {
   readonly type: 'write';
@@ -52,7 +59,7 @@ export interface ReadReply {
   readonly record: StoredRecord | null;
 }
 
-export type Message = HelloMessage | GossipMessage | GossipPushMessage | WriteMessage | ReadMessage;
+export type Message = HelloMessage | GossipMessage | GossipPushMessage | ShutdownMessage | WriteMessage | ReadMessage;
 export type MessageType = Message['type'];
 
 export type ReplyOf<M extends Message> = M extends HelloMessage
@@ -61,10 +68,12 @@ export type ReplyOf<M extends Message> = M extends HelloMessage
     ? GossipReply
     : M extends GossipPushMessage
       ? GossipPushReply
-      : M extends WriteMessage
-        ? WriteReply
-        : M extends ReadMessage
-          ? ReadReply
-          : never;
+      : M extends ShutdownMessage
+        ? ShutdownReply
+        : M extends WriteMessage
+          ? WriteReply
+          : M extends ReadMessage
+            ? ReadReply
+            : never;
 
-export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'gossip', 'gossip-push', 'write', 'read'];
+export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'gossip', 'gossip-push', 'shutdown', 'write', 'read'];

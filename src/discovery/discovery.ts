@@ -13,4 +13,9 @@ export interface Discovery {
   readonly name: string;
   /** Never rejects: resolution failures go into `problems`. Must finish within the resolver's timeout. */
   candidates(): Promise<Candidates>;
+  /**
+   * How many pods of the cluster exist right now (this one included), for the two-phase
+   * readiness rule; absent when the provider cannot tell (static seeds, a join URL).
+   */
+  podsThatExist?(): Promise<number>;
 }

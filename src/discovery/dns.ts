@@ -29,6 +29,11 @@ export class DnsDiscovery implements Discovery {
     return this.opts.name.startsWith('_') ? this.fromSrv() : this.fromA();
   }
 
+  /** Every record is a pod (ready or not, with publishNotReadyAddresses): count them. */
+  async podsThatExist(): Promise<number> {
+    return (await this.candidates()).addresses.length;
+  }
+
   private async fromA(): Promise<Candidates> {
     const { name, port, resolver } = this.opts;
     try {

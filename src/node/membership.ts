@@ -5,7 +5,7 @@
 import type { Clock, TimerId } from '../core/clock';
 import type { Logger } from '../core/log';
 import { isMemberEntry, type MemberEntry, type MembershipOptions, MemberTable, type MemberView } from '../core/membership';
-import type { GossipMessage, GossipPushMessage, HelloMessage, ReplyOf } from '../core/messages';
+import type { GossipMessage, GossipPushMessage, HelloMessage, ReplyOf, ShutdownMessage } from '../core/messages';
 import type { Liveness } from '../core/phi';
 import { jittered, type Random, randomInt } from '../core/random';
 import { Ring } from '../core/ring';
@@ -71,6 +71,10 @@ export class Membership {
   private candidatesFetched = false;
   private problems: string[] = [];
   private wasComplete = false;
+  /** The first discovery round has finished (startup probe: the node has tried to join). */
+  private firstRoundDone = false;
+  private podsSeen: number | undefined;
+  private podsLookup: Promise<number | undefined> | undefined;
   private readonly verdicts = new Map<string, Liveness>();
   private readonly gossipRounds: Counter | undefined;
   private readonly convictions: Counter | undefined;
@@ -158,6 +162,70 @@ export class Membership {
       candidates: [...this.candidates],
       problems: [...this.problems],
     };
+  }
+
+  discoveryTried(): boolean {
+    return this.firstRoundDone;
+  }
+
+  /** Members not marked down, this node included. */
+  liveCount(): number {
+    const now = this.deps.clock.nowMs();
+    return this.table.all().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
+  }
+
+  /**
+   * How many pods exist, if discovery can tell; waits at most `budgetMs` for a fresh count and
+   * otherwise answers with the last one (a probe must answer within its timeout even when DNS hangs).
+   */
+  async podsExisting(budgetMs: number): Promise<number | undefined> {
+    const { discovery, clock } = this.deps;
+    if (!discovery.podsThatExist) return undefined;
+    this.podsLookup ??= discovery
+      .podsThatExist()
+      .then(
+        (n) => {
+          this.podsSeen = n;
+          return n;
+        },
+        () => this.podsSeen,
+      )
+      .finally(() => {
+        this.podsLookup = undefined;
+      });
+    let timer: TimerId | undefined;
+    const late = new Promise<number | undefined>((resolve) => {
+      timer = clock.setTimer(budgetMs, () => resolve(this.podsSeen));
+    });
+    const n = await Promise.race([this.podsLookup, late]);
+    if (timer !== undefined) clock.cancel(timer);
+    return n;
+  }
+
+  /** Tells every live peer this node is stopping, so they mark it down now (best effort, bounded). */
+  async announceShutdown(): Promise<void> {
+    const { transport } = this.deps;
+    const { id, generation, heartbeat } = this.table.self();
+    const now = this.deps.clock.nowMs();
+    const peers = this.table.all().filter((m) => m.id !== id && this.table.liveness(m.id, now) !== 'down');
+    await Promise.all(
+      peers.map((m) =>
+        transport.send(m.address, { type: 'shutdown', from: { id, generation, heartbeat } }, this.timeoutMs()).catch(() => undefined),
+      ),
+    );
+  }
+
+  onShutdown(msg: ShutdownMessage): ReplyOf<ShutdownMessage> {
+    const d = msg.from;
+    if (!d || typeof d.id !== 'string' || !Number.isSafeInteger(d.generation) || !Number.isSafeInteger(d.heartbeat)) {
+      throw new BadMessageError('shutdown needs from: {id, generation, heartbeat}');
+    }
+    if (this.table.markShutdown(d)) {
+      this.verdicts.set(d.id, 'down');
+      this.convictions?.inc({ state: 'down' });
+      this.deps.log.info({ member: d.id }, 'member announced a clean shutdown: marked down');
+    }
+    return {};
   }
 
   // ---- merging what others say --------------------------------------------------------------------
@@ -312,6 +380,7 @@ export class Membership {
     this.discoveryRunning = true;
     void this.discover().finally(() => {
       this.discoveryRunning = false;
+      this.firstRoundDone = true;
       if (!this.running) return;
       const { clock, random } = this.deps;
       // Complete: idle, but look again now and then (new pods, changed addresses).

@@ -7,6 +7,7 @@
 // its ring at once.
 
 import type { Clock } from '../core/clock';
+import type { ReadinessInput, StartupInput } from '../core/health';
 import { Hlc } from '../core/hlc';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
@@ -80,6 +81,8 @@ export class Node {
 
   private readonly hlc: Hlc;
   private readonly replicaFailures: Counter | undefined;
+  private serving = false;
+  private draining = false;
 
   private constructor(
     readonly config: NodeConfig,
@@ -116,6 +119,46 @@ export class Node {
     await deps.store.putMeta('node', { id: config.id, generation } satisfies NodeMeta);
     const known = deps.store.getMeta<StoredMember[]>('members') ?? [];
     return new Node(config, deps, generation, known);
+  }
+
+  /** The HTTP server is listening (or has stopped). */
+  setServing(serving: boolean): void {
+    this.serving = serving;
+  }
+
+  /**
+   * Shutting down: readiness fails from now on, so Kubernetes takes the pod out of the Services,
+   * while requests still arriving are served until the server closes.
+   */
+  drain(): void {
+    if (!this.draining) this.deps.log.info({}, 'draining: readiness now fails');
+    this.draining = true;
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
+  startupInput(): StartupInput {
+    return {
+      storageOpen: this.deps.store.isOpen(),
+      serving: this.serving,
+      discoveryTried: this.membership.discoveryTried(),
+      knownMembers: this.membership.table.size(),
+    };
+  }
+
+  /** What the readiness rule needs; waits at most `budgetMs` for a DNS count of the pods. */
+  async readinessInput(budgetMs: number): Promise<ReadinessInput> {
+    return {
+      storageOpen: this.deps.store.isOpen(),
+      serving: this.serving,
+      draining: this.draining,
+      podsExisting: await this.membership.podsExisting(budgetMs),
+      expectedPods: this.config.expectedMembers,
+      liveMembers: this.membership.liveCount(),
+      quorumMembers: Math.max(this.config.readQuorum, this.config.writeQuorum),
+    };
   }
 
   /** Starts the background loops: heartbeat, gossip, discovery. */
@@ -170,6 +213,8 @@ export class Node {
         return this.membership.onGossip(msg) as ReplyOf<M>;
       case 'gossip-push':
         return (await this.membership.onGossipPush(msg)) as ReplyOf<M>;
+      case 'shutdown':
+        return this.membership.onShutdown(msg) as ReplyOf<M>;
       case 'write':
         return (await this.onWrite(msg)) as ReplyOf<M>;
       case 'read':

@@ -86,7 +86,14 @@ export class SimStore implements Store {
     });
   }
 
+  private closed = false;
+
+  isOpen(): boolean {
+    return !this.closed;
+  }
+
   close(): Promise<void> {
+    this.closed = true;
     return this.flushed();
   }
 

@@ -58,6 +58,7 @@ export interface LmdbStoreOptions {
 
 export class LmdbStore implements Store {
   private readonly pending = new Map<string, StoredRecord>();
+  private closed = false;
 
   private constructor(
     private readonly env: RootDatabase,
@@ -110,7 +111,18 @@ export class LmdbStore implements Store {
     await this.meta.put(name, value);
   }
 
+  isOpen(): boolean {
+    if (this.closed) return false;
+    try {
+      this.meta.get('node'); // a real read: the environment answers
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.flushed();
     await this.env.close();
   }

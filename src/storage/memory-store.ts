@@ -42,7 +42,14 @@ export class MemoryStore implements Store {
     return Promise.resolve();
   }
 
+  private closed = false;
+
+  isOpen(): boolean {
+    return !this.closed;
+  }
+
   close(): Promise<void> {
+    this.closed = true;
     return Promise.resolve();
   }
 }

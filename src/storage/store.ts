@@ -19,5 +19,7 @@ export interface Store {
   /** Small named values the node keeps about itself (its id, generation, members). */
   getMeta<T>(name: string): T | undefined;
   putMeta(name: string, value: unknown): Promise<void>;
+  /** Open and answering reads (what the health probes report as "storage open"). */
+  isOpen(): boolean;
   close(): Promise<void>;
 }

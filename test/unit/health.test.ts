@@ -1,0 +1,61 @@
+import { liveness, naiveReadiness, type ReadinessInput, readiness, startup } from '../../src/core/health';
+
+const base: ReadinessInput = {
+  storageOpen: true,
+  serving: true,
+  draining: false,
+  podsExisting: 3,
+  expectedPods: 3,
+  liveMembers: 3,
+  quorumMembers: 2,
+};
+
+describe('two-phase readiness', () => {
+  test('phase 1: while fewer pods exist than expected, a node is ready on local state alone', () => {
+    const v = readiness({ ...base, podsExisting: 1, liveMembers: 1 });
+    expect(v).toEqual({ ok: true, reason: expect.stringContaining('phase 1') });
+    expect(v.reason).toContain('1/3 pods exist');
+  });
+
+  test('phase 2: once all pods exist, ready only with enough live members for quorum requests', () => {
+    expect(readiness({ ...base, liveMembers: 1 })).toEqual({ ok: false, reason: expect.stringContaining('0 live peer(s)') });
+    expect(readiness({ ...base, liveMembers: 2 }).ok).toBe(true);
+    expect(readiness({ ...base, liveMembers: 3 }).ok).toBe(true);
+  });
+
+  test('without a pod count (static seeds, join) only phase 2 applies', () => {
+    expect(readiness({ ...base, podsExisting: undefined, liveMembers: 1 }).ok).toBe(false);
+    expect(readiness({ ...base, expectedPods: undefined, podsExisting: 1, liveMembers: 1 }).ok).toBe(false);
+  });
+
+  test('never ready while draining, with storage closed, or before the API serves — in either phase', () => {
+    for (const podsExisting of [1, 3]) {
+      expect(readiness({ ...base, podsExisting, draining: true }).reason).toContain('draining');
+      expect(readiness({ ...base, podsExisting, storageOpen: false }).ok).toBe(false);
+      expect(readiness({ ...base, podsExisting, serving: false }).ok).toBe(false);
+    }
+  });
+
+  test('the naive rule (ready only with N-1 peers) fails pod 0 of a starting StatefulSet: the deadlock', () => {
+    const pod0Alone = { ...base, podsExisting: 1, liveMembers: 1 };
+    expect(naiveReadiness(pod0Alone, 3).ok).toBe(false);
+    expect(readiness(pod0Alone).ok).toBe(true);
+    expect(naiveReadiness({ ...base, liveMembers: 3 }, 3).ok).toBe(true);
+  });
+});
+
+describe('startup and liveness', () => {
+  test('started once storage is open, the API serves and the node has joined or found nobody to join', () => {
+    const s = { storageOpen: true, serving: true, discoveryTried: false, knownMembers: 1 };
+    expect(startup(s).ok).toBe(false);
+    expect(startup({ ...s, discoveryTried: true }).ok).toBe(true);
+    expect(startup({ ...s, knownMembers: 3 }).ok).toBe(true); // remembered from disk: already a member
+    expect(startup({ ...s, discoveryTried: true, serving: false }).ok).toBe(false);
+    expect(startup({ ...s, discoveryTried: true, storageOpen: false }).ok).toBe(false);
+  });
+
+  test('liveness fails only on a stalled event loop', () => {
+    expect(liveness({ eventLoopDelayMs: 40 }).ok).toBe(true);
+    expect(liveness({ eventLoopDelayMs: 6000 })).toEqual({ ok: false, reason: 'event loop stalled: 6000 ms delay (limit 5000 ms)' });
+  });
+});
