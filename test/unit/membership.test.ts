@@ -69,6 +69,21 @@ describe('member table', () => {
     expect(t.liveness('a', 1e12)).toBe('alive'); // never itself
   });
 
+  test('a clean-shutdown notice marks the member down at once, until it shows a newer state', () => {
+    const t = new MemberTable(entry('a'), opts);
+    t.merge([entry('b', 1, 5)], 0);
+    expect(t.markShutdown({ id: 'b', generation: 1, heartbeat: 6 })).toBe(true);
+    expect(t.liveness('b', 10)).toBe('down');
+    expect(t.view(10).find((m) => m.id === 'b')?.liveness).toBe('down');
+    t.merge([entry('b', 1, 6)], 20); // older gossip still spreading: stays down
+    expect(t.liveness('b', 30)).toBe('down');
+    t.merge([entry('b', 2, 0)], 40); // restarted
+    expect(t.liveness('b', 50)).toBe('alive');
+    // a stale notice (the member already moved on) is ignored
+    expect(t.markShutdown({ id: 'b', generation: 1, heartbeat: 9 })).toBe(false);
+    expect(t.markShutdown({ id: 'nobody', generation: 1, heartbeat: 0 })).toBe(false);
+  });
+
   test('members restored from disk are in the table at once, and convicted if they never speak', () => {
     const t = new MemberTable(entry('a', 9), opts);
     t.restore([{ id: 'b', address: 'b:1', generation: 3 }], 1000);
