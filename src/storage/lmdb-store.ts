@@ -68,7 +68,8 @@ export class LmdbStore implements Store {
 
   static open(options: LmdbStoreOptions): LmdbStore {
     mkdirSync(options.path, { recursive: true });
-    const env = open({ path: options.path, maxDbs: 8, overlappingSync: false });
+    // noSubdir: false explicitly: lmdb-js guesses "a file" for a path with an extension (kv-0.data)
+    const env = open({ path: options.path, noSubdir: false, maxDbs: 8, overlappingSync: false });
     const data = env.openDB<DiskRecord, Buffer>({ name: 'data', keyEncoding: 'binary', encoding: 'msgpack' });
     const meta = env.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
     return new LmdbStore(env, data, meta);

@@ -73,6 +73,16 @@ describe('LmdbStore durability', () => {
     await again.close();
   });
 
+  test('a data directory whose name has a dot (a node id like kv-0.east) opens as a directory', async () => {
+    const dotted = path.join(dir, 'kv-0.east');
+    const s = LmdbStore.open({ path: dotted });
+    await s.put('k', liveRecord(1, v(1)));
+    await s.close();
+    const again = LmdbStore.open({ path: dotted });
+    expect(again.get('k')?.value).toBe(1);
+    await again.close();
+  });
+
   test('a superseded pending write does not hide the newer one', async () => {
     const s = LmdbStore.open({ path: dir });
     const a = s.put('k', liveRecord('first', v(1)));
