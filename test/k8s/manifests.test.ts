@@ -1,0 +1,395 @@
+// The manifests in k8s/ are checked here because no API server can run on these machines
+// (kubectl apply --dry-run needs one): every object against the Kubernetes schema, including
+// fields the API does not know, and every reference between objects, the CLI and src/config.ts.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseDockerfile } from '../../scripts/image-build';
+import { envName, loadConfig, SETTINGS } from '../../src/config';
+import { fieldNames, type K8sObject, loadKustomization, MODELS, modelKey, REPO, shapeAt, shapeOf, unknownFields } from './manifests';
+
+const k = loadKustomization();
+const objects = k.manifests.map((m) => m.object);
+
+function one(kind: string, name?: string): K8sObject {
+  const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
+  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''} in k8s/, found ${found.length}`);
+  return found[0] as K8sObject;
+}
+
+const sts = one('StatefulSet', 'quorumkv');
+const pod = sts.spec.template.spec;
+const container: K8sObject = pod.containers.find((c: K8sObject) => c.name === 'quorumkv');
+const configMap = one('ConfigMap', 'quorumkv-config');
+const services = objects.filter((o) => o.kind === 'Service');
+const pdb = one('PodDisruptionBudget', 'quorumkv');
+const templateLabels: Record<string, string> = sts.spec.template.metadata.labels;
+
+/** The container's environment as kubelet would build it, with the downward API values a pod would get. */
+function podEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of container.envFrom ?? []) Object.assign(env, one('ConfigMap', from.configMapRef.name).data);
+  const downward: Record<string, string> = { 'metadata.name': 'quorumkv-0', 'metadata.namespace': 'quorumkv', 'status.podIP': '10.0.0.5' };
+  for (const e of container.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef)
+      env[e.name] = downward[e.valueFrom.fieldRef.fieldPath] ?? `(unknown fieldPath ${e.valueFrom.fieldRef.fieldPath})`;
+    else if (e.valueFrom?.secretKeyRef) env[e.name] = 'x';
+  }
+  return env;
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.keys(selector).length > 0 && Object.entries(selector).every(([key, v]) => labels[key] === v);
+}
+
+describe('k8s/ objects against the Kubernetes schema', () => {
+  test('kustomization.yaml lists files that exist, each object once', () => {
+    for (const f of k.resources) expect(fs.existsSync(path.join(k.dir, f))).toBe(true);
+    expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`).sort()).toEqual([
+      'ConfigMap/quorumkv-config',
+      'Namespace/quorumkv',
+      'PodDisruptionBudget/quorumkv',
+      'Secret/quorumkv-cluster-token',
+      'Service/quorumkv',
+      'Service/quorumkv-headless',
+      'StatefulSet/quorumkv',
+    ]);
+  });
+
+  test.each(k.manifests.map((m) => [`${m.file}#${m.doc} ${m.object.kind}/${m.object.metadata?.name}`, m.object]))(
+    '%s passes kubernetes-models validation and has no unknown fields',
+    (_, o) => {
+      const Model = MODELS[modelKey(o)];
+      if (!Model) throw new Error(`no kubernetes-models class registered for ${modelKey(o)} (add it to MODELS in test/k8s/manifests.ts)`);
+      expect(() => new Model(o).validate()).not.toThrow();
+      expect(unknownFields(o, shapeOf(o.apiVersion, o.kind))).toEqual([]);
+    },
+  );
+
+  test('the field reader sees the API fields of a Probe, from the kubernetes-models declarations', () => {
+    expect(fieldNames(shapeAt(shapeOf('apps/v1', 'StatefulSet'), 'spec.template.spec.containers.readinessProbe'))).toEqual([
+      'exec',
+      'failureThreshold',
+      'grpc',
+      'httpGet',
+      'initialDelaySeconds',
+      'periodSeconds',
+      'successThreshold',
+      'tcpSocket',
+      'terminationGracePeriodSeconds',
+      'timeoutSeconds',
+    ]);
+  });
+
+  // Each typo passes validate() (it ignores unknown fields) and must be caught by unknownFields.
+  const typos: Array<[string, (o: K8sObject) => void, string]> = [
+    [
+      'readinesProbe on the container',
+      (o) => renameKey(o.spec.template.spec.containers[0], 'readinessProbe', 'readinesProbe'),
+      'spec.template.spec.containers[0].readinesProbe',
+    ],
+    [
+      'podManagmentPolicy in the StatefulSet spec',
+      (o) => renameKey(o.spec, 'podManagementPolicy', 'podManagmentPolicy'),
+      'spec.podManagmentPolicy',
+    ],
+    [
+      'periodSecond in a probe',
+      (o) => renameKey(o.spec.template.spec.containers[0].livenessProbe, 'periodSeconds', 'periodSecond'),
+      'spec.template.spec.containers[0].livenessProbe.periodSecond',
+    ],
+    [
+      'runAsNonroot in the pod securityContext',
+      (o) => renameKey(o.spec.template.spec.securityContext, 'runAsNonRoot', 'runAsNonroot'),
+      'spec.template.spec.securityContext.runAsNonroot',
+    ],
+    [
+      'terminationGracePeriod in the pod spec',
+      (o) => renameKey(o.spec.template.spec, 'terminationGracePeriodSeconds', 'terminationGracePeriod'),
+      'spec.template.spec.terminationGracePeriod',
+    ],
+    [
+      'accesModes in a volumeClaimTemplate',
+      (o) => renameKey(o.spec.volumeClaimTemplates[0].spec, 'accessModes', 'accesModes'),
+      'spec.volumeClaimTemplates[0].spec.accesModes',
+    ],
+  ];
+  test.each(typos)('a typo is caught: %s', (_, mutate, expected) => {
+    const copy = structuredClone(sts);
+    mutate(copy);
+    const Model = MODELS['apps/v1/StatefulSet'] as NonNullable<(typeof MODELS)[string]>;
+    expect(() => new Model(copy).validate()).not.toThrow(); // why the check of our own exists
+    expect(unknownFields(copy, shapeOf('apps/v1', 'StatefulSet')).map((p) => p.split(' ')[0])).toEqual([expected]);
+  });
+
+  test('a typo is caught in a Service spec and in a PodDisruptionBudget spec', () => {
+    const svc = structuredClone(one('Service', 'quorumkv-headless'));
+    renameKey(svc.spec, 'publishNotReadyAddresses', 'publishNotReadyAddress');
+    expect(unknownFields(svc, shapeOf('v1', 'Service'))).toEqual(['spec.publishNotReadyAddress (not a field of ServiceSpec)']);
+    const budget = structuredClone(pdb);
+    renameKey(budget.spec, 'maxUnavailable', 'maxUnavailble');
+    expect(unknownFields(budget, shapeOf('policy/v1', 'PodDisruptionBudget'))).toEqual([
+      'spec.maxUnavailble (not a field of PodDisruptionBudgetSpec)',
+    ]);
+  });
+});
+
+function renameKey(o: K8sObject, from: string, to: string): void {
+  if (!(from in o)) throw new Error(`no ${from} to rename`);
+  o[to] = o[from];
+  delete o[from];
+}
+
+describe('k8s/ objects agree with each other', () => {
+  test('the kustomization namespace is the Namespace object, and no object names another', () => {
+    expect(k.namespace).toBe(one('Namespace').metadata.name);
+    for (const o of objects) if (o.kind !== 'Namespace') expect([undefined, k.namespace]).toContain(o.metadata?.namespace);
+  });
+
+  test('every object carries the app labels', () => {
+    for (const o of objects) {
+      expect(o.metadata.labels).toMatchObject({ 'app.kubernetes.io/name': 'quorumkv', 'app.kubernetes.io/part-of': 'quorumkv' });
+    }
+    expect(templateLabels).toMatchObject({ 'app.kubernetes.io/name': 'quorumkv', 'app.kubernetes.io/part-of': 'quorumkv' });
+  });
+
+  test('the StatefulSet, both Services, the PDB and the anti-affinity select the pods of the template', () => {
+    const selector: Record<string, string> = sts.spec.selector.matchLabels;
+    expect(selector).toEqual({ 'app.kubernetes.io/name': 'quorumkv' });
+    expect(matches(selector, templateLabels)).toBe(true);
+    expect(services).toHaveLength(2);
+    for (const svc of services) expect(svc.spec.selector).toEqual(selector);
+    expect(pdb.spec.selector.matchLabels).toEqual(selector);
+    const terms = pod.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution;
+    expect(terms).toHaveLength(1);
+    expect(terms[0]).toMatchObject({ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname' } });
+    expect(matches(terms[0].podAffinityTerm.labelSelector.matchLabels, templateLabels)).toBe(true);
+  });
+
+  test('spec.serviceName is a headless Service that publishes pods before they are ready', () => {
+    const headless = one('Service', sts.spec.serviceName);
+    expect(headless.spec.clusterIP).toBe('None');
+    expect(headless.spec.publishNotReadyAddresses).toBe(true);
+    const client = one('Service', 'quorumkv');
+    expect(client.spec.type ?? 'ClusterIP').toBe('ClusterIP');
+    expect(client.spec.clusterIP).toBeUndefined();
+  });
+
+  test("every Service port reaches the container's port, by name or number", () => {
+    const ports: K8sObject[] = container.ports;
+    expect(ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    for (const svc of services) {
+      for (const p of svc.spec.ports) {
+        const target = p.targetPort ?? p.port;
+        const hit = ports.find((c) => (typeof target === 'string' ? c.name === target : c.containerPort === target));
+        expect({ service: svc.metadata.name, port: p.name, reaches: hit?.containerPort }).toEqual({
+          service: svc.metadata.name,
+          port: p.name,
+          reaches: 8080,
+        });
+      }
+    }
+  });
+
+  test('the Secret and ConfigMap the pod reads exist and hold the keys it reads', () => {
+    for (const e of container.env) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref) continue;
+      const secret = one('Secret', ref.name);
+      expect(Object.keys({ ...secret.data, ...secret.stringData })).toContain(ref.key);
+    }
+    expect(container.env.find((e: K8sObject) => e.name === 'QUORUMKV_CLUSTER_SECRET').valueFrom.secretKeyRef).toEqual({
+      name: 'quorumkv-cluster-token',
+      key: 'token',
+    });
+    expect(container.envFrom).toEqual([{ configMapRef: { name: 'quorumkv-config' } }]);
+    for (const from of container.envFrom) one('ConfigMap', from.configMapRef.name);
+  });
+
+  test('every mounted volume exists; the data volume is the volumeClaimTemplate', () => {
+    const claims: string[] = sts.spec.volumeClaimTemplates.map((t: K8sObject) => t.metadata.name);
+    const volumes: string[] = (pod.volumes ?? []).map((v: K8sObject) => v.name);
+    for (const m of container.volumeMounts) expect([...claims, ...volumes]).toContain(m.name);
+    expect(claims).toEqual(['data']);
+    expect(container.volumeMounts.find((m: K8sObject) => m.name === 'data').mountPath).toBe('/var/lib/quorumkv');
+    expect(sts.spec.volumeClaimTemplates[0].spec).toMatchObject({
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: '1Gi' } },
+    });
+  });
+
+  test('Parallel pod management, rolling updates, a PDB of one, three replicas', () => {
+    expect(sts.spec.podManagementPolicy).toBe('Parallel');
+    expect(sts.spec.updateStrategy.type).toBe('RollingUpdate');
+    expect(sts.spec.replicas).toBe(3);
+    expect(pdb.spec.maxUnavailable).toBe(1);
+    expect(pdb.spec.minAvailable).toBeUndefined(); // one or the other, never both
+  });
+
+  test('the pod runs as non-root on a read-only root filesystem, with somewhere to write', () => {
+    expect(pod.securityContext).toEqual({
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      fsGroup: 10001,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(container.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    });
+    const mountPaths = container.volumeMounts.map((m: K8sObject) => m.mountPath);
+    expect(mountPaths).toEqual(expect.arrayContaining(['/var/lib/quorumkv', '/tmp']));
+  });
+
+  test('memory is limited, CPU is requested but not limited', () => {
+    expect(container.resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } });
+  });
+});
+
+describe('k8s/ agrees with the code, the CLI and the image', () => {
+  const cli = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
+
+  beforeAll(() => {
+    // `npm test` builds first (pretest); a bare `jest test/k8s` on a fresh clone builds here.
+    if (!fs.existsSync(cli)) {
+      const b = spawnSync('npm', ['run', 'build', '--silent'], { cwd: REPO, encoding: 'utf8' });
+      if (b.status !== 0) throw new Error(`npm run build failed:\n${b.stdout}${b.stderr}`);
+    }
+  });
+
+  const execCommands: Array<[string, string[]]> = [
+    ['container command', sts.spec.template.spec.containers[0].command],
+    ['startupProbe', sts.spec.template.spec.containers[0].startupProbe.exec.command],
+    ['readinessProbe', sts.spec.template.spec.containers[0].readinessProbe.exec.command],
+    ['livenessProbe', sts.spec.template.spec.containers[0].livenessProbe.exec.command],
+    ['preStop', sts.spec.template.spec.containers[0].lifecycle.preStop.exec.command],
+  ];
+
+  /**
+   * What is wrong with running `command` in the image: its program is not the package's binary, or
+   * the built CLI has no such subcommand (`<sub> --help` fails or prints the top-level help), or
+   * its help does not mention a positional word (`health livenes`) or an option (`--wait-sec`).
+   */
+  function cliProblems(command: string[]): string[] {
+    const [program, ...args] = command;
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    if (!Object.keys(pkg.bin).includes(program as string)) return [`${program} is not a binary of the package (${Object.keys(pkg.bin)})`];
+    const firstOption = args.findIndex((a) => a.startsWith('-'));
+    const words = firstOption < 0 ? args : args.slice(0, firstOption);
+    const r = spawnSync(process.execPath, [cli, ...words.slice(0, 1), '--help'], { encoding: 'utf8', timeout: 15_000 });
+    if (r.status !== 0) return [`${words[0]} --help exited with ${r.status}: ${r.stderr}`];
+    // Commander prints the top-level help for an unknown word, with exit 0.
+    if (!r.stdout.includes(`Usage: quorumkv ${words[0]} `)) return [`no subcommand ${words[0]}:\n${r.stdout}`];
+    const escapeRe = (w: string) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    return [...words.slice(1), ...args.filter((a) => a.startsWith('--'))]
+      .filter((w) => !new RegExp(`(^|[^\\w-])${escapeRe(w)}([^\\w-]|$)`).test(r.stdout))
+      .map((w) => `${words[0]} --help does not mention ${w}:\n${r.stdout}`);
+  }
+
+  test.each(execCommands)('%s runs a quorumkv subcommand that exists: %j', (_, command) => {
+    expect(cliProblems(command)).toEqual([]);
+  });
+
+  test.each([[['quorumkv', 'nosuch']], [['quorumkv', 'health', 'livenes']], [['quorumkv', 'drain', '--wait-sec', '5']], [['kv', 'serve']]])(
+    'a command the CLI does not have is caught: %j',
+    (command) => {
+      expect(cliProblems(command)).toHaveLength(1);
+    },
+  );
+
+  test('the probes have the budgets their comments promise', () => {
+    const { startupProbe, readinessProbe, livenessProbe } = container;
+    expect(startupProbe).toMatchObject({ periodSeconds: 2, timeoutSeconds: 3, failureThreshold: 60 });
+    expect(startupProbe.periodSeconds * startupProbe.failureThreshold).toBe(120); // 2 minutes to load
+    expect(readinessProbe).toMatchObject({ periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 2, successThreshold: 1 });
+    expect(livenessProbe).toMatchObject({ periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 });
+    expect(livenessProbe.periodSeconds * livenessProbe.failureThreshold).toBe(30); // 30 s hung before a restart
+    // Kubernetes refuses any other successThreshold for liveness and startup probes.
+    for (const p of [startupProbe, livenessProbe]) expect(p.successThreshold ?? 1).toBe(1);
+    // The CLI gives up after --timeout-ms (2000 by default): inside every probe's timeout.
+    for (const p of [startupProbe, readinessProbe, livenessProbe]) expect(p.timeoutSeconds * 1000).toBeGreaterThan(2000);
+  });
+
+  test("preStop's drain fits in the termination grace period with room for in-flight requests", () => {
+    const cmd: string[] = container.lifecycle.preStop.exec.command;
+    const waitMs = Number(cmd[cmd.indexOf('--wait-ms') + 1]);
+    expect(waitMs).toBe(5000);
+    const requestTimeoutMs = loadConfig({}, podEnv()).requestTimeoutMs;
+    expect(waitMs + requestTimeoutMs).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
+  });
+
+  test('every QUORUMKV_* variable is a setting of quorumkv serve, and each ConfigMap value parses', () => {
+    const byEnv = new Map(SETTINGS.map((s) => [envName(s.flag), s]));
+    const names = [...Object.keys(configMap.data), ...container.env.map((e: K8sObject) => e.name)].filter((n) => n.startsWith('QUORUMKV_'));
+    expect(names.filter((n) => !byEnv.has(n))).toEqual([]);
+    for (const [name, value] of Object.entries(configMap.data as Record<string, unknown>)) {
+      expect(typeof value).toBe('string'); // a ConfigMap holds strings; an unquoted 3 fails to apply
+      const s = byEnv.get(name);
+      expect(() => s?.parse(value as string)).not.toThrow();
+    }
+    expect(configMap.data).toEqual({
+      QUORUMKV_HOST: '0.0.0.0',
+      QUORUMKV_PORT: '8080',
+      QUORUMKV_DATA_DIR: '/var/lib/quorumkv',
+      QUORUMKV_DISCOVERY: 'statefulset',
+      QUORUMKV_EXPECTED_REPLICAS: '3',
+      QUORUMKV_HEADLESS_SERVICE: 'quorumkv-headless',
+      QUORUMKV_REPLICATION_FACTOR: '3',
+      QUORUMKV_LOG_LEVEL: 'info',
+    });
+  });
+
+  test('the downward API variables are the ones the config reads', () => {
+    const fieldRefs = Object.fromEntries(
+      container.env.filter((e: K8sObject) => e.valueFrom?.fieldRef).map((e: K8sObject) => [e.name, e.valueFrom.fieldRef.fieldPath]),
+    );
+    expect(fieldRefs).toEqual({ POD_NAME: 'metadata.name', POD_NAMESPACE: 'metadata.namespace', POD_IP: 'status.podIP' });
+    const also = (flag: string) => SETTINGS.find((s) => s.flag === flag)?.alsoEnv ?? [];
+    expect(also('node-id')).toContain('POD_NAME');
+    expect(also('namespace')).toContain('POD_NAMESPACE');
+  });
+
+  test('the pod environment is a valid config that matches the StatefulSet', () => {
+    const env = podEnv();
+    expect(env).toMatchObject({ POD_NAME: 'quorumkv-0', POD_IP: '10.0.0.5', POD_NAMESPACE: 'quorumkv', QUORUMKV_CLUSTER_SECRET: 'x' });
+    const c = loadConfig({}, env);
+    const dataMount = container.volumeMounts.find((m: K8sObject) => m.name === sts.spec.volumeClaimTemplates[0].metadata.name);
+    expect({
+      discovery: c.discovery,
+      expectedReplicas: c.expectedReplicas,
+      port: c.port,
+      dataDir: c.dataDir,
+      headlessService: c.headlessService,
+      nodeId: c.nodeId,
+      namespace: c.namespace,
+      advertiseAddress: c.advertiseAddress,
+      clusterSecret: c.clusterSecret,
+    }).toEqual({
+      discovery: 'statefulset',
+      expectedReplicas: sts.spec.replicas,
+      port: container.ports[0].containerPort,
+      dataDir: dataMount.mountPath,
+      headlessService: sts.spec.serviceName,
+      nodeId: 'quorumkv-0',
+      namespace: k.namespace,
+      advertiseAddress: `10.0.0.5:${container.ports[0].containerPort}`,
+      clusterSecret: 'x',
+    });
+  });
+
+  test('the image tag is the package version, and the Dockerfile runs as the pod user with quorumkv on PATH', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
+    expect(container.image).toBe(`quorumkv:${pkg.version}`);
+    expect(container.imagePullPolicy).toBe('IfNotPresent');
+    const dockerfile = parseDockerfile(fs.readFileSync(path.join(REPO, 'Dockerfile'), 'utf8'));
+    const last = (op: string) => dockerfile.filter((i) => i.op === op).at(-1)?.args;
+    expect(last('USER')).toBe(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`);
+    expect(JSON.parse(last('ENTRYPOINT') ?? 'null')).toEqual([container.command[0]]);
+    expect(last('VOLUME')).toBe('/var/lib/quorumkv');
+    expect(last('EXPOSE')).toBe(String(container.ports[0].containerPort));
+  });
+});
