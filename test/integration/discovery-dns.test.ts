@@ -2,8 +2,8 @@
 // for kv.test from a hosts file the tests rewrite as pods come and go.
 
 import { createSocket } from 'node:dgram';
+import { type DnsServer, type HostsEntry, startDnsmasq } from '../../scripts/lib/dnsmasq';
 import { createResolver, DnsDiscovery, JoinDiscovery, type Resolver, StatefulSetDiscovery } from '../../src/discovery';
-import { type DnsServer, type HostsEntry, startDnsmasq } from '../helpers/dnsmasq';
 
 const DNS_PORT = 15353;
 

@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type DnsServer, startDnsmasq } from '../../scripts/lib/dnsmasq';
 import { cliPath, LocalCluster, LocalNode } from '../../scripts/lib/local-cluster';
 import { cleanupClusters, FAST_ARGS, logsOf, startCluster } from '../helpers/cluster';
-import { type DnsServer, startDnsmasq } from '../helpers/dnsmasq';
 import { eventually } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
 
