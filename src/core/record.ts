@@ -9,10 +9,32 @@ export interface StoredRecord {
   readonly version: Version;
   readonly value?: JsonValue;
   readonly deleted?: true;
+  /** Wall-clock ms after which a live value reads as absent (a TTL); kept with the write. */
+  readonly expiresAt?: number;
 }
 
-export function liveRecord(value: JsonValue, version: Version): StoredRecord {
-  return { value, version };
+export function liveRecord(value: JsonValue, version: Version, expiresAt?: number): StoredRecord {
+  return expiresAt === undefined ? { value, version } : { value, version, expiresAt };
+}
+
+/** A live value past its TTL: it reads as absent everywhere, like a tombstone with the same version. */
+export function isExpired(r: StoredRecord, nowMs: number): boolean {
+  return !r.deleted && r.expiresAt !== undefined && r.expiresAt <= nowMs;
+}
+
+/** What a reader sees: a live, unexpired value, or nothing. */
+export function isVisible(r: StoredRecord | undefined, nowMs: number): boolean {
+  return r !== undefined && !r.deleted && !isExpired(r, nowMs);
+}
+
+/**
+ * A tombstone, or an expired value, older than the grace period can be purged: repair has had that
+ * long to spread it to every replica (Cassandra's gc_grace_seconds). Purging earlier would let a
+ * replica that missed the delete bring the old value back.
+ */
+export function isPurgeable(r: StoredRecord, nowMs: number, graceMs: number): boolean {
+  if (r.deleted) return r.version.wallMs + graceMs < nowMs;
+  return r.expiresAt !== undefined && r.expiresAt + graceMs < nowMs;
 }
 
 export function tombstone(version: Version): StoredRecord {
@@ -52,6 +74,7 @@ export function isStoredRecord(r: unknown): r is StoredRecord {
   if (typeof r !== 'object' || r === null) return false;
   const o = r as Record<string, unknown>;
   if (!isVersion(o.version)) return false;
-  if (o.deleted === true) return o.value === undefined;
+  if (o.expiresAt !== undefined && !(Number.isSafeInteger(o.expiresAt) && (o.expiresAt as number) > 0)) return false;
+  if (o.deleted === true) return o.value === undefined && o.expiresAt === undefined;
   return o.deleted === undefined && 'value' in o && o.value !== undefined;
 }

@@ -5,17 +5,50 @@
 
 import type { StoredRecord } from '../core/record';
 
+/** A write kept for a replica that could not take it (hinted handoff), until it can. */
+export interface Hint {
+  /** Unique, and sorts by (target, createdAtMs, seq): the store assigns it. */
+  id: string;
+  /** Node id the write was meant for. */
+  target: string;
+  key: string;
+  record: StoredRecord;
+  createdAtMs: number;
+}
+
 export interface Store {
   /** The newest record written for `key`, including writes not yet durable. */
   get(key: string): StoredRecord | undefined;
   /** Stores `record` under `key`; resolves once it is durable (committed and synced). */
   put(key: string, record: StoredRecord): Promise<void>;
+  /**
+   * Removes `key` and its record entirely; resolves once durable. Not a client's delete (that is a
+   * put of a tombstone): this is how purged tombstones and expired values go.
+   */
+  delete(key: string): Promise<void>;
   /** Resolves once every write issued before the call is durable. */
   flushed(): Promise<void>;
-  /** Every record, in ring order (token of the key, then the key's bytes). */
+  /**
+   * The records whose key's token is in the ring range (fromToken, toToken], in ring order (token,
+   * then the key's UTF-8 bytes), writes not yet durable and tombstones included. fromToken >= toToken
+   * wraps: (fromToken, 2^32-1] then [0, toToken], so fromToken === toToken is the whole ring.
+   * Reads only the records in the range.
+   */
+  range(fromToken: number, toToken: number): Iterable<[string, StoredRecord]>;
+  /** Every record, in ring order from token 0 (range() over the whole ring). */
   entries(): Iterable<[string, StoredRecord]>;
-  /** Number of keys stored (tombstones included). */
+  /** Number of keys stored (tombstones included), writes not yet durable included. */
   count(): number;
+  /** Keeps a hint; resolves once it is durable, with the id the store gave it. */
+  addHint(h: Omit<Hint, 'id'>): Promise<Hint>;
+  /** The oldest hints for `target` (by createdAtMs, then the order they were added), at most `limit`. */
+  hints(target: string, limit: number): Hint[];
+  /** Removes hints by id; resolves once durable. Ids not stored (any more) are ignored. */
+  removeHints(ids: readonly string[]): Promise<void>;
+  /** Hints kept for `target`, or for every target when omitted. Cheap: kept as counters, not counted. */
+  hintCount(target?: string): number;
+  /** Targets that have at least one hint, sorted. */
+  hintTargets(): string[];
   /** Small named values the node keeps about itself (its id, generation, members). */
   getMeta<T>(name: string): T | undefined;
   putMeta(name: string, value: unknown): Promise<void>;

@@ -1,11 +1,11 @@
+// What LmdbStore keeps across a reopen (the contract every Store meets is in store.test.ts).
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { tokenOf } from '../../src/core/hash';
 import { liveRecord, tombstone } from '../../src/core/record';
+import { parseHintId } from '../../src/storage/hint-queues';
 import { LmdbStore } from '../../src/storage/lmdb-store';
-import { MemoryStore } from '../../src/storage/memory-store';
-import type { Store } from '../../src/storage/store';
 
 const v = (wallMs: number) => ({ wallMs, counter: 0, nodeId: 'n1' });
 
@@ -14,51 +14,6 @@ beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'qkv-store-'));
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-describe.each([
-  ['LmdbStore', () => LmdbStore.open({ path: dir })],
-  ['MemoryStore', () => new MemoryStore()],
-] as Array<[string, () => Store]>)('%s', (_name, open) => {
-  test('stores live records and tombstones with any JSON value', async () => {
-    const s = open();
-    const values = [null, 0, 'ü', [1, { a: [] }], { deep: { x: true } }];
-    for (const [i, value] of values.entries()) await s.put(`k${i}`, liveRecord(value, v(i + 1)));
-    await s.put('gone', tombstone(v(9)));
-    for (const [i, value] of values.entries()) expect(s.get(`k${i}`)).toEqual({ version: v(i + 1), value });
-    expect(s.get('gone')).toEqual({ version: v(9), deleted: true });
-    expect(s.get('absent')).toBeUndefined();
-    expect(s.count()).toBe(values.length + 1);
-    await s.close();
-  });
-
-  test('a write is visible to get() before it is durable, and still after', async () => {
-    const s = open();
-    const p = s.put('k', liveRecord('now', v(1)));
-    expect(s.get('k')?.value).toBe('now');
-    await p;
-    expect(s.get('k')?.value).toBe('now');
-    await s.close();
-  });
-
-  test('entries come in ring order: by token of the key', async () => {
-    const s = open();
-    const keys = Array.from({ length: 200 }, (_, i) => `key-${i}`);
-    await Promise.all(keys.map((k, i) => s.put(k, liveRecord(i, v(1)))));
-    const seen = [...s.entries()].map(([k]) => k);
-    expect(seen.length).toBe(200);
-    const tokens = seen.map(tokenOf);
-    expect(tokens).toEqual([...tokens].sort((a, b) => a - b));
-    await s.close();
-  });
-
-  test('meta values round-trip', async () => {
-    const s = open();
-    await s.putMeta('members', [{ id: 'n2', address: '127.0.0.2:8080', generation: 5 }]);
-    expect(s.getMeta('members')).toEqual([{ id: 'n2', address: '127.0.0.2:8080', generation: 5 }]);
-    expect(s.getMeta('nothing')).toBeUndefined();
-    await s.close();
-  });
-});
 
 describe('LmdbStore durability', () => {
   test('everything whose put resolved is there after reopening, and concurrent puts share commits', async () => {
@@ -92,5 +47,73 @@ describe('LmdbStore durability', () => {
     await b;
     expect(s.get('k')?.value).toBe('second');
     await s.close();
+  });
+
+  test('a value with a TTL keeps its expiresAt through LMDB and a reopen; one without has none', async () => {
+    const s = LmdbStore.open({ path: dir });
+    const expiresAt = 1_767_225_660_000;
+    await s.put('ttl', liveRecord({ a: 1 }, v(1), expiresAt));
+    await s.put('plain', liveRecord('x', v(2)));
+    await s.put('gone', tombstone(v(3)));
+    await s.addHint({ target: 'n2', key: 'ttl', record: liveRecord('h', v(4), expiresAt), createdAtMs: 10 });
+    await s.close();
+    const again = LmdbStore.open({ path: dir });
+    expect(again.get('ttl')).toEqual({ version: v(1), value: { a: 1 }, expiresAt });
+    expect(Object.keys(again.get('plain') ?? {})).not.toContain('expiresAt');
+    expect(again.get('gone')).toEqual({ version: v(3), deleted: true });
+    expect(new Map(again.entries()).get('ttl')?.expiresAt).toBe(expiresAt);
+    expect(again.hints('n2', 1)[0]?.record).toEqual({ version: v(4), value: 'h', expiresAt });
+    await again.close();
+  });
+
+  test('a delete is durable: the key stays gone after a reopen, even with a put in flight before it', async () => {
+    const s = LmdbStore.open({ path: dir });
+    await s.put('deleted', liveRecord('old', v(1)));
+    await s.put('overwritten', liveRecord('old', v(1)));
+    const writes = [
+      s.put('deleted', liveRecord('in flight', v(2))),
+      s.delete('deleted'),
+      s.delete('overwritten'),
+      s.put('overwritten', liveRecord('new', v(2))),
+    ];
+    await Promise.all(writes);
+    await s.close();
+    const again = LmdbStore.open({ path: dir });
+    expect(again.get('deleted')).toBeUndefined();
+    expect(again.get('overwritten')?.value).toBe('new');
+    expect([...again.entries()].map(([k]) => k)).toEqual(['overwritten']);
+    expect(again.count()).toBe(1);
+    await again.close();
+  });
+
+  test('hints survive a reopen: same queues, counts right at once, and new ids never repeat old ones', async () => {
+    const s = LmdbStore.open({ path: dir });
+    const added = [];
+    for (let i = 0; i < 50; i++) {
+      added.push(await s.addHint({ target: `n${i % 3}`, key: `k${i}`, record: liveRecord(i, v(i)), createdAtMs: 1_000 + (i % 7) }));
+    }
+    // the newest (highest seq) among them: a restart must not hand its seq out again
+    const removed = added.filter((_, i) => i % 5 === 0 || i === 49);
+    await s.removeHints(removed.map((h) => h.id));
+    const before = { n0: s.hints('n0', 100), n1: s.hints('n1', 100), n2: s.hints('n2', 100), counts: s.hintCount() };
+    const highestSeq = Math.max(...added.map((h) => parseHintId(h.id)?.seq ?? Number.NaN));
+    await s.close();
+
+    const again = LmdbStore.open({ path: dir });
+    expect(again.hintCount()).toBe(39);
+    expect(again.hintTargets()).toEqual(['n0', 'n1', 'n2']);
+    expect([again.hintCount('n0'), again.hintCount('n1'), again.hintCount('n2')]).toEqual([
+      before.n0.length,
+      before.n1.length,
+      before.n2.length,
+    ]);
+    expect({ n0: again.hints('n0', 100), n1: again.hints('n1', 100), n2: again.hints('n2', 100), counts: again.hintCount() }).toEqual(
+      before,
+    );
+    const next = await again.addHint({ target: 'n0', key: 'after', record: tombstone(v(99)), createdAtMs: 1_000 });
+    expect(added.map((h) => h.id)).not.toContain(next.id);
+    expect(parseHintId(next.id)?.seq).toBeGreaterThan(highestSeq);
+    expect(again.hintCount('n0')).toBe(before.n0.length + 1);
+    await again.close();
   });
 });
