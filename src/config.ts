@@ -31,6 +31,13 @@ export interface ServeConfig {
   writeQuorum: number;
   vnodes: number;
   requestTimeoutMs: number;
+  readRepair: boolean;
+  sloppyQuorum: boolean;
+  hintWindowMs: number;
+  maxHintsPerNode: number;
+  hintDeliveryRate: number;
+  antiEntropyIntervalMs: number;
+  tombstoneGraceMs: number;
   maxValueBytes: number;
   maxInflightRequests: number;
   clusterSecret: string | undefined;
@@ -48,7 +55,7 @@ export const DISCOVERY_KINDS = ['static', 'dns', 'statefulset', 'join'] as const
 export type DiscoveryKind = (typeof DISCOVERY_KINDS)[number];
 
 type Raw = string | undefined;
-type Parsed = string | number | string[] | undefined;
+type Parsed = string | number | boolean | string[] | undefined;
 
 interface Setting {
   key: keyof ServeConfig;
@@ -76,6 +83,13 @@ function integer(min: number, max: number): (raw: string) => number {
     if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`must be an integer from ${min} to ${max}`);
     return n;
   };
+}
+
+function bool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new Error('must be true or false');
 }
 
 function nonEmpty(raw: string): string {
@@ -338,6 +352,70 @@ export const SETTINGS: readonly Setting[] = [
     parse: integer(50, 600_000),
   },
   {
+    key: 'readRepair',
+    flag: 'read-repair',
+    arg: '[bool]',
+    description: 'Bring stale replicas up to date when a read meets them',
+    defaultText: 'true',
+    fallback: () => true,
+    parse: bool,
+  },
+  {
+    key: 'sloppyQuorum',
+    flag: 'sloppy-quorum',
+    arg: '[bool]',
+    description:
+      'Writes for a down replica go to a substitute node as a hint that counts toward W (quorum reads may then miss them until delivered)',
+    defaultText: 'false',
+    fallback: () => false,
+    parse: bool,
+  },
+  {
+    key: 'hintWindowMs',
+    flag: 'hint-window-ms',
+    arg: '<ms>',
+    description: 'No hints for a replica down longer than this, and none delivered older than this (anti-entropy repairs the rest)',
+    defaultText: "10800000 (3 h, Cassandra's)",
+    fallback: () => 3 * 3600 * 1000,
+    parse: integer(1000, 30 * 24 * 3600 * 1000),
+  },
+  {
+    key: 'maxHintsPerNode',
+    flag: 'max-hints-per-node',
+    arg: '<n>',
+    description: 'Hints kept for one replica at most; more are dropped and counted',
+    defaultText: '100000',
+    fallback: () => 100_000,
+    parse: integer(0, 100_000_000),
+  },
+  {
+    key: 'hintDeliveryRate',
+    flag: 'hint-delivery-rate',
+    arg: '<per-second>',
+    description: 'Hints delivered per second to one replica that is back',
+    defaultText: '2000',
+    fallback: () => 2000,
+    parse: integer(1, 1_000_000),
+  },
+  {
+    key: 'antiEntropyIntervalMs',
+    flag: 'anti-entropy-interval-ms',
+    arg: '<ms>',
+    description: 'Pause between background anti-entropy passes over every shared range',
+    defaultText: '600000 (10 min)',
+    fallback: () => 600_000,
+    parse: integer(100, 7 * 24 * 3600 * 1000),
+  },
+  {
+    key: 'tombstoneGraceMs',
+    flag: 'tombstone-grace-ms',
+    arg: '<ms>',
+    description: 'Age after which tombstones (and expired values) are purged; must exceed the longest time a replica can miss repair',
+    defaultText: "864000000 (10 days, Cassandra's gc_grace)",
+    fallback: () => 10 * 24 * 3600 * 1000,
+    parse: integer(1000, 365 * 24 * 3600 * 1000),
+  },
+  {
     key: 'maxValueBytes',
     flag: 'max-value-bytes',
     arg: '<bytes>',
@@ -417,6 +495,12 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
     if (c[key] > c.replicationFactor) {
       problems.push(`--${flag} (${envName(flag)}): must not exceed --replication-factor (${c.replicationFactor}); got ${c[key]}`);
     }
+  }
+  if (c.tombstoneGraceMs !== undefined && c.hintWindowMs !== undefined && c.hintWindowMs >= c.tombstoneGraceMs) {
+    problems.push(
+      `--hint-window-ms (${envName('hint-window-ms')}): must be shorter than --tombstone-grace-ms (${c.tombstoneGraceMs}): ` +
+        'a hint older than the grace period could bring a purged delete back',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return c;

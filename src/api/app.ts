@@ -10,7 +10,7 @@ import { formatVersion } from '../core/hlc';
 import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
 import type { Logger } from '../core/log';
 import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
-import type { JsonValue } from '../core/record';
+import { isExpired, type JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
 import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
 import { BadMessageError, QuorumError } from '../node/errors';
@@ -36,6 +36,25 @@ export interface AppOptions {
  */
 const READINESS_DNS_BUDGET_MS = 1000;
 
+function repairStatus(node: Node): Record<string, unknown> {
+  const p = node.antiEntropy.progress;
+  return {
+    running: p.running,
+    kind: p.kind ?? null,
+    started_at: p.startedAtMs === undefined ? null : new Date(p.startedAtMs).toISOString(),
+    finished_at: p.finishedAtMs === undefined ? null : new Date(p.finishedAtMs).toISOString(),
+    ranges_total: p.rangesTotal,
+    ranges_done: p.rangesDone,
+    ranges_differing: p.rangesDiffering,
+    keys_compared: p.keysCompared,
+    keys_repaired: p.keysRepaired,
+    bytes_sent: p.bytesSent,
+    bytes_received: p.bytesReceived,
+    errors: p.errors,
+    hints_pending: node.hints.pending(),
+  };
+}
+
 function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
@@ -45,7 +64,7 @@ const BODY_OVERHEAD_BYTES = 64 * 1024;
 
 const ALLOWED_PARAMS: Record<string, readonly string[]> = {
   GET: ['consistency', 'r'],
-  PUT: ['consistency', 'w'],
+  PUT: ['consistency', 'w', 'ttl'],
   DELETE: ['consistency', 'w'],
 };
 
@@ -182,6 +201,27 @@ export function createHandler(opts: AppOptions): RequestListener {
     node.drain();
     res.json({ draining: true, inflight_requests: inflight });
   });
+  app.post('/admin/repair', json, (req, res) => {
+    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
+      throw new HttpError(403, 'forbidden', 'repair is accepted from this pod (loopback) or with the cluster token');
+    }
+    const rangeText = (req.body as { range?: unknown } | undefined)?.range;
+    let range: { lo: number; hi: number } | undefined;
+    if (rangeText !== undefined) {
+      const m = typeof rangeText === 'string' ? /^([0-9]{1,10}):([0-9]{1,10})$/.exec(rangeText) : null;
+      const lo = Number(m?.[1]);
+      const hi = Number(m?.[2]);
+      if (!m || lo >= 2 ** 32 || hi >= 2 ** 32)
+        throw new HttpError(400, 'invalid_body', 'range must be "<lo>:<hi>", tokens from 0 to 4294967295 (see /ring)');
+      range = { lo, hi };
+    }
+    const alreadyRunning = node.antiEntropy.progress.running;
+    void node.antiEntropy.run('repair', range);
+    res.status(202).json({ started: !alreadyRunning, ...repairStatus(node) });
+  });
+  app.get('/admin/repair', (_req, res) => {
+    res.json(repairStatus(node));
+  });
   app.get('/peers', (_req, res) => {
     res.json(node.peers());
   });
@@ -272,24 +312,36 @@ export function createHandler(opts: AppOptions): RequestListener {
       quorum_required: result.required,
       replicas_responded: result.responded.length,
       total_replicas: result.replicas.length,
+      ...(result.repaired.length > 0 ? { read_repaired: result.repaired } : {}),
     };
     const rec = result.record;
-    if (!rec || rec.deleted) {
+    const now = node.nowMs();
+    if (!rec || rec.deleted || isExpired(rec, now)) {
       sendError(res, 404, 'not_found', `key ${JSON.stringify(key)} not found`, {
         key,
         ...base,
-        ...(rec ? { deleted: true, version: formatVersion(rec.version) } : {}),
+        ...(rec?.deleted ? { deleted: true, version: formatVersion(rec.version) } : {}),
+        ...(rec && isExpired(rec, now)
+          ? { expired: true, version: formatVersion(rec.version), expired_at: new Date(rec.expiresAt as number).toISOString() }
+          : {}),
       });
       return;
     }
-    res.json({ key, value: rec.value, version: formatVersion(rec.version), ...base });
+    res.json({
+      key,
+      value: rec.value,
+      version: formatVersion(rec.version),
+      ...(rec.expiresAt !== undefined ? { expires_at: new Date(rec.expiresAt).toISOString() } : {}),
+      ...base,
+    });
   });
 
   kv.put('/:key', requireJson, json, async (req, res) => {
     const key = keyOf(req);
     const w = requiredFor(req, 'write', node);
     const value = valueFromBody(req, opts.maxValueBytes);
-    res.json(writeReply(await node.put(key, value, w), { value }));
+    const ttlMs = ttlFrom(req);
+    res.json(writeReply(await node.put(key, value, w, ttlMs), { value }));
   });
 
   kv.delete('/:key', async (req, res) => {
@@ -357,12 +409,32 @@ export function createHandler(opts: AppOptions): RequestListener {
   };
 }
 
+/** The longest TTL a write may ask for: 10 years, in seconds. */
+const MAX_TTL_S = 10 * 365 * 24 * 3600;
+
+/** `?ttl=<seconds>`: the value expires that long after the write; undefined when not asked. */
+function ttlFrom(req: Request): number | undefined {
+  const raw = (req.query as Record<string, unknown>).ttl;
+  if (raw === undefined) return undefined;
+  const n = typeof raw === 'string' && /^[0-9]{1,10}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_TTL_S))
+    throw new HttpError(
+      400,
+      'invalid_parameter',
+      `ttl must be a whole number of seconds from 1 to ${MAX_TTL_S}; got ${JSON.stringify(raw)}`,
+    );
+  return n * 1000;
+}
+
 /** The reply to a PUT (`value`) or DELETE (`deleted: true`): the seed's shape, snake_case. */
 function writeReply(result: WriteResult, what: { value: JsonValue } | { deleted: true }): Record<string, unknown> {
+  const hinted = Object.entries(result.hintedOn);
   return {
     key: result.key,
     ...what,
     version: formatVersion(result.record.version),
+    ...(result.record.expiresAt !== undefined ? { expires_at: new Date(result.record.expiresAt).toISOString() } : {}),
+    ...(hinted.length > 0 ? { hinted: hinted.map(([replica, on]) => ({ replica, on })) } : {}),
     coordinator: result.coordinator,
     replicas: result.replicas,
     quorum_required: result.required,

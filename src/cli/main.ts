@@ -17,7 +17,9 @@ function program(): Command {
   const serveCmd = p
     .command('serve')
     .description('Run a node. Every flag also reads QUORUMKV_<FLAG> from the environment (e.g. QUORUMKV_REPLICATION_FACTOR).')
-    .action(async (flags: Flags) => {
+    .action(async (given: Record<string, string | boolean | undefined>) => {
+      // an optional-value flag given bare (--sloppy-quorum) arrives as true
+      const flags: Flags = Object.fromEntries(Object.entries(given).map(([k, v]) => [k, v === true ? 'true' : v === false ? 'false' : v]));
       let config: ReturnType<typeof loadConfig>;
       try {
         config = loadConfig(flags, process.env);
@@ -122,6 +124,16 @@ function program(): Command {
     .addOption(new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated').default('5000'))
     .action(async (o: { url: string; waitMs: string }) => {
       process.exit(await drain(o.url, Number(o.waitMs)));
+    });
+
+  p.command('repair')
+    .description('Run anti-entropy now against every replica of every range this node holds, and show its progress')
+    .addOption(urlOption())
+    .option('--range <lo:hi>', 'Only this token range (as /ring and the logs show them)')
+    .option('--no-wait', 'Start it and return')
+    .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long').default('3600'))
+    .action(async (o: { url: string; range?: string; wait: boolean; timeoutS: string }) => {
+      process.exit(await repair(o.url, o.range, o.wait, Number(o.timeoutS) * 1000));
     });
 
   p.command('status')
@@ -247,6 +259,48 @@ async function healthCheck(probe: string, url: string, timeoutMs: number, rule: 
     verdict = rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
   }
   return { code: verdict.ok ? 0 : 1, line: `${probe}: ${verdict.reason}` };
+}
+
+/** Starts a repair on the node and prints its progress until it finishes (or the deadline). */
+async function repair(url: string, range: string | undefined, wait: boolean, timeoutMs: number): Promise<number> {
+  const base = url.replace(/\/+$/, '');
+  type Status = {
+    running: boolean;
+    ranges_total: number;
+    ranges_done: number;
+    ranges_differing: number;
+    keys_compared: number;
+    keys_repaired: number;
+    bytes_sent: number;
+    errors: number;
+    hints_pending: number;
+  };
+  const line = (s: Status) =>
+    `ranges ${s.ranges_done}/${s.ranges_total} (${s.ranges_differing} differed), keys compared ${s.keys_compared}, repaired ${s.keys_repaired}, ` +
+    `bytes sent ${s.bytes_sent}, errors ${s.errors}, hints pending ${s.hints_pending}`;
+  try {
+    const started = await axios.post(`${base}/admin/repair`, range ? { range } : {}, { timeout: 10_000, validateStatus: () => true });
+    if (started.status !== 202) {
+      process.stderr.write(`quorumkv repair: ${JSON.stringify(started.data)}\n`);
+      return 1;
+    }
+    process.stdout.write(`repair ${started.data.started ? 'started' : 'already running'} on ${base}\n`);
+    if (!wait) return 0;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const s = (await axios.get(`${base}/admin/repair`, { timeout: 10_000 })).data as Status;
+      process.stdout.write(`${s.running ? 'running' : 'done'}: ${line(s)}\n`);
+      if (!s.running) return s.errors > 0 ? 1 : 0;
+      if (Date.now() > deadline) {
+        process.stderr.write('quorumkv repair: still running at the deadline (it goes on in the node)\n');
+        return 1;
+      }
+    }
+  } catch (err) {
+    process.stderr.write(`quorumkv repair: ${base}: ${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 /** preStop: readiness fails at once (the reply confirms it), then wait for endpoints to catch up. */

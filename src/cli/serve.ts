@@ -12,7 +12,7 @@ import { createResolver } from '../discovery/resolver';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
 import { HttpTransport } from '../net/http-transport';
-import { Node } from '../node/node';
+import { Node, type RepairConfig } from '../node/node';
 import { SystemClock, systemRandom } from '../node/system';
 import { LmdbStore } from '../storage/lmdb-store';
 
@@ -44,6 +44,20 @@ export function discoveryFor(c: ServeConfig): Discovery {
 
 /** The liveness probe reports the worst event-loop delay over windows of this length. */
 const EVENT_LOOP_WINDOW_MS = 5_000;
+
+/** The repair settings: flags where an operator has a reason to choose, documented constants elsewhere. */
+export function repairConfig(c: ServeConfig): RepairConfig {
+  return {
+    readRepair: c.readRepair,
+    sloppyQuorum: c.sloppyQuorum,
+    hints: { windowMs: c.hintWindowMs, maxPerTarget: c.maxHintsPerNode, deliveryRatePerSec: c.hintDeliveryRate, tickMs: 200 },
+    // a pass compares every shared range; 1 s between peers keeps a pass from being a burst
+    antiEntropy: { intervalMs: c.antiEntropyIntervalMs, peerPauseMs: 1000, maxRecordsPerPass: 200_000 },
+    tombstoneGraceMs: c.tombstoneGraceMs,
+    // 256 slices a second apart: the whole store every ~4 minutes, a slice at a time
+    compactionTickMs: 1000,
+  };
+}
 
 /** How long shutdown waits for requests in flight before closing their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -125,6 +139,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
       discoveryMaxIntervalMs: config.discoveryMaxIntervalMs,
       expectedMembers: config.expectedReplicas,
       maxGossipEntries: MAX_GOSSIP_ENTRIES,
+      repair: repairConfig(config),
     },
     { clock, random: systemRandom(), transport, store, log, metrics, discovery: discoveryFor(config) },
   );

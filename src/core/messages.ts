@@ -51,6 +51,79 @@ export interface WriteReply {
   readonly applied: boolean;
 }
 
+/** Several records at once (hint delivery, anti-entropy): each applied if newer. */
+export interface WriteBatchMessage {
+  readonly type: 'write-batch';
+  readonly records: Array<[string, StoredRecord]>;
+}
+export interface WriteBatchReply {
+  readonly applied: number;
+}
+
+/** Sloppy quorum: keep this write as a hint for `target`, which is down; deliver it when it is back. */
+export interface HintMessage {
+  readonly type: 'hint';
+  readonly target: string;
+  readonly key: string;
+  readonly record: StoredRecord;
+}
+export interface HintReply {
+  readonly stored: boolean;
+}
+
+/**
+ * Anti-entropy, first leg. With `combined`: the XOR of the roots of every range the two nodes share
+ * by the sender's ring (`ring` is its checksum); the receiver computes the same from its own ring,
+ * so replicas in sync settle a whole pass with one hash. With `ranges`: root summaries per range.
+ */
+export interface AeRootsMessage {
+  readonly type: 'ae-roots';
+  readonly from: string;
+  readonly ring: string;
+  readonly combined?: string;
+  readonly ranges?: Array<[number, number, string, number]>;
+}
+export interface AeRootsReply {
+  /** The combined hashes matched (nothing to do), or the rings differ (send explicit ranges). */
+  readonly same?: boolean;
+  readonly ringMismatch?: boolean;
+  /** Positions (in the request's ranges) of the ranges whose roots differ, with the receiver's key counts. */
+  readonly differ?: Array<[number, number]>;
+}
+
+/** Anti-entropy, descent: the sender's node summaries at `level` under differing `parents`. */
+export interface AeLevelMessage {
+  readonly type: 'ae-level';
+  readonly from: string;
+  readonly lo: number;
+  readonly hi: number;
+  readonly level: number;
+  readonly parents: number[];
+  /** [index, hash, count] of the sender's non-empty nodes among those parents' children. */
+  readonly nodes: Array<[number, string, number]>;
+}
+export interface AeLevelReply {
+  /** [index, receiver's count] of the nodes that differ. */
+  readonly differ: Array<[number, number]>;
+}
+
+/** Anti-entropy, leaves: the sender's keys (with version and digest) in one differing node. */
+export interface AeKeysMessage {
+  readonly type: 'ae-keys';
+  readonly from: string;
+  readonly lo: number;
+  readonly hi: number;
+  readonly level: number;
+  readonly index: number;
+  readonly keys: Array<[string, string, string]>;
+}
+export interface AeKeysReply {
+  /** Records the receiver holds newer (or the sender lacks). */
+  readonly records: Array<[string, StoredRecord]>;
+  /** Keys the sender holds newer (or the receiver lacks): send them with write-batch. */
+  readonly want: string[];
+}
+
 export interface ReadMessage {
   readonly type: 'read';
   readonly key: string;
@@ -59,21 +132,46 @@ export interface ReadReply {
   readonly record: StoredRecord | null;
 }
 
-export type Message = HelloMessage | GossipMessage | GossipPushMessage | ShutdownMessage | WriteMessage | ReadMessage;
+export type Message =
+  | HelloMessage
+  | GossipMessage
+  | GossipPushMessage
+  | ShutdownMessage
+  | WriteMessage
+  | WriteBatchMessage
+  | HintMessage
+  | ReadMessage
+  | AeRootsMessage
+  | AeLevelMessage
+  | AeKeysMessage;
 export type MessageType = Message['type'];
 
-export type ReplyOf<M extends Message> = M extends HelloMessage
-  ? HelloReply
-  : M extends GossipMessage
-    ? GossipReply
-    : M extends GossipPushMessage
-      ? GossipPushReply
-      : M extends ShutdownMessage
-        ? ShutdownReply
-        : M extends WriteMessage
-          ? WriteReply
-          : M extends ReadMessage
-            ? ReadReply
-            : never;
+interface Replies {
+  hello: HelloReply;
+  gossip: GossipReply;
+  'gossip-push': GossipPushReply;
+  shutdown: ShutdownReply;
+  write: WriteReply;
+  'write-batch': WriteBatchReply;
+  hint: HintReply;
+  read: ReadReply;
+  'ae-roots': AeRootsReply;
+  'ae-level': AeLevelReply;
+  'ae-keys': AeKeysReply;
+}
 
-export const MESSAGE_TYPES: readonly MessageType[] = ['hello', 'gossip', 'gossip-push', 'shutdown', 'write', 'read'];
+export type ReplyOf<M extends Message> = Replies[M['type']];
+
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  'hello',
+  'gossip',
+  'gossip-push',
+  'shutdown',
+  'write',
+  'write-batch',
+  'hint',
+  'read',
+  'ae-roots',
+  'ae-level',
+  'ae-keys',
+];

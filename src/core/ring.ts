@@ -36,7 +36,7 @@ export class Ring {
   }
 
   /** Index of the vnode that owns `token`: the first vnode token >= token, wrapping to 0. */
-  private ownerIndex(token: number): number {
+  ownerIndex(token: number): number {
     let lo = 0;
     let hi = this.tokens.length;
     while (lo < hi) {

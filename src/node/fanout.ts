@@ -34,10 +34,10 @@ export function gather<T>(
   clock: Clock,
   timeoutMs: number,
 ): Promise<Gathered<T>> {
-  if (replicas.length < need) {
-    // Cannot succeed: say so now rather than at the deadline, and send nothing.
+  if (replicas.length < need || replicas.length === 0) {
+    // Decided before anything is sent: failed if too few replicas, trivially ok if none is needed.
     const empty = { replies: [], failures: [] };
-    return Promise.resolve({ outcome: 'failed', ...empty, settled: Promise.resolve(empty) });
+    return Promise.resolve({ outcome: need <= 0 ? 'ok' : 'failed', ...empty, settled: Promise.resolve(empty) });
   }
   return new Promise((resolveOutcome) => {
     const replies: Array<{ replica: string; value: T }> = [];

@@ -12,7 +12,7 @@ import { Hlc } from '../core/hlc';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
 import type { MemberEntry } from '../core/membership';
-import type { Message, ReadMessage, ReplyOf, WriteMessage } from '../core/messages';
+import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, WriteMessage } from '../core/messages';
 import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
 import type { Ring } from '../core/ring';
@@ -20,9 +20,27 @@ import type { Discovery } from '../discovery/discovery';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
+import { AntiEntropy, type AntiEntropyConfig } from './anti-entropy';
+import { Compaction } from './compaction';
 import { BadMessageError, QuorumError } from './errors';
 import { gather, type ReplicaFailure } from './fanout';
+import { type HintConfig, HintedHandoff } from './hints';
 import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
+
+/** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
+const MAX_BATCH_RECORDS = 10_000;
+
+export interface RepairConfig {
+  /** Repair stale replicas met by a read (those that answered before the reply: blocking). */
+  readRepair: boolean;
+  /** A write to a replica that is down goes to a substitute node as a hint, and counts toward W. */
+  sloppyQuorum: boolean;
+  hints: Omit<HintConfig, 'timeoutMs'>;
+  antiEntropy: Omit<AntiEntropyConfig, 'replicationFactor' | 'timeoutMs' | 'tombstoneGraceMs'>;
+  tombstoneGraceMs: number;
+  /** Pause between two slices of tombstone garbage collection. */
+  compactionTickMs: number;
+}
 
 export interface NodeConfig extends MembershipConfig {
   /** Stable identity (pod name); survives restarts and address changes. */
@@ -34,6 +52,7 @@ export interface NodeConfig extends MembershipConfig {
   writeQuorum: number;
   /** Deadline of a client request, internode calls included. */
   requestTimeoutMs: number;
+  repair: RepairConfig;
 }
 
 export interface NodeDeps {
@@ -52,7 +71,10 @@ export interface WriteResult {
   coordinator: string;
   replicas: string[];
   required: number;
+  /** Replicas (or, with a sloppy quorum, substitute nodes) that acknowledged. */
   acked: string[];
+  /** Sloppy quorum: replica -> the substitute that holds its hint. */
+  hintedOn: Record<string, string>;
   failures: ReplicaFailure[];
 }
 
@@ -64,6 +86,8 @@ export interface ReadResult {
   replicas: string[];
   required: number;
   responded: string[];
+  /** Replicas that answered with an older record and were brought up to date before the reply. */
+  repaired: string[];
   failures: ReplicaFailure[];
 }
 
@@ -78,8 +102,12 @@ export class Node {
   readonly generation: number;
   readonly startedAtMs: number;
   readonly membership: Membership;
+  readonly hints: HintedHandoff;
+  readonly antiEntropy: AntiEntropy;
+  readonly compaction: Compaction;
 
   private readonly hlc: Hlc;
+  private readonly readRepairs: Counter | undefined;
   private readonly replicaFailures: Counter | undefined;
   private serving = false;
   private draining = false;
@@ -97,6 +125,29 @@ export class Node {
     this.hlc = new Hlc(config.id);
     const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status: 'normal' };
     this.membership = new Membership(self, knownMembers, config, deps);
+    const { store, clock, log, transport, metrics } = deps;
+    const internodeMs = config.requestTimeoutMs;
+    this.hints = new HintedHandoff(
+      { ...config.repair.hints, timeoutMs: internodeMs },
+      { clock, transport, store, log, membership: this.membership, metrics },
+    );
+    this.antiEntropy = new AntiEntropy(
+      {
+        ...config.repair.antiEntropy,
+        replicationFactor: config.replicationFactor,
+        timeoutMs: internodeMs,
+        tombstoneGraceMs: config.repair.tombstoneGraceMs,
+      },
+      { clock, transport, store, log, membership: this.membership, metrics, apply: (key, record) => this.apply(key, record) },
+    );
+    this.compaction = new Compaction(
+      { tombstoneGraceMs: config.repair.tombstoneGraceMs, tickMs: config.repair.compactionTickMs },
+      { clock, store, log, metrics },
+    );
+    this.readRepairs = metrics?.counter(
+      'quorumkv_read_repairs_total',
+      'Stale replicas brought up to date by reads, by when (before the reply, after it)',
+    );
     this.replicaFailures = deps.metrics?.counter(
       'quorumkv_replica_failures_total',
       'Replica calls of coordinated requests that failed or timed out, by operation and reason',
@@ -174,10 +225,16 @@ export class Node {
       'node started',
     );
     this.membership.start();
+    this.hints.start();
+    this.antiEntropy.start();
+    this.compaction.start();
   }
 
   stop(): void {
     this.membership.stop();
+    this.hints.stop();
+    this.antiEntropy.stop();
+    this.compaction.stop();
   }
 
   memberList(): MemberEntry[] {
@@ -191,6 +248,11 @@ export class Node {
 
   currentRing(): Ring {
     return this.membership.ring;
+  }
+
+  /** This node's wall clock (TTL checks use it, as the writes' expiry came from a coordinator's). */
+  nowMs(): number {
+    return this.deps.clock.nowMs();
   }
 
   /** Keys in the local store (tombstones included). */
@@ -217,26 +279,64 @@ export class Node {
         return this.membership.onShutdown(msg) as ReplyOf<M>;
       case 'write':
         return (await this.onWrite(msg)) as ReplyOf<M>;
+      case 'write-batch':
+        return (await this.onWriteBatch(msg)) as ReplyOf<M>;
+      case 'hint':
+        return (await this.onHint(msg)) as ReplyOf<M>;
       case 'read':
         return this.onRead(msg) as ReplyOf<M>;
+      case 'ae-roots':
+        return this.antiEntropy.onRoots(msg) as ReplyOf<M>;
+      case 'ae-level':
+        return this.antiEntropy.onLevel(msg) as ReplyOf<M>;
+      case 'ae-keys':
+        return this.antiEntropy.onKeys(msg) as ReplyOf<M>;
       default:
         throw new BadMessageError(`unknown message type ${JSON.stringify((msg as { type: unknown }).type)}`);
     }
   }
 
-  private async onWrite(msg: WriteMessage): Promise<ReplyOf<WriteMessage>> {
-    const problem = typeof msg.key === 'string' ? keyProblem(msg.key) : 'key must be a string';
-    if (problem) throw new BadMessageError(problem);
-    if (!isStoredRecord(msg.record)) throw new BadMessageError('write needs a record {version, value} or {version, deleted: true}');
+  /**
+   * The replica write path, shared by client writes, hints, read repair and anti-entropy: stores
+   * `record` if it is newer than what this replica holds; resolves once the newest is durable.
+   */
+  async apply(key: string, record: StoredRecord): Promise<boolean> {
     const { store, clock } = this.deps;
-    this.hlc.observe(msg.record.version, clock.nowMs());
+    this.hlc.observe(record.version, clock.nowMs());
     // get and put run in one turn of the event loop: no other write to this key can come between.
-    if (!supersedes(msg.record, store.get(msg.key))) {
+    if (!supersedes(record, store.get(key))) {
       await store.flushed(); // what superseded it must be durable before we acknowledge
-      return { applied: false };
+      return false;
     }
-    await store.put(msg.key, msg.record);
-    return { applied: true };
+    await store.put(key, record);
+    return true;
+  }
+
+  private checkWrite(key: unknown, record: unknown): asserts record is StoredRecord {
+    const problem = typeof key === 'string' ? keyProblem(key) : 'key must be a string';
+    if (problem) throw new BadMessageError(problem);
+    if (!isStoredRecord(record))
+      throw new BadMessageError('a write needs a record {version, value[, expiresAt]} or {version, deleted: true}');
+  }
+
+  private async onWrite(msg: WriteMessage): Promise<ReplyOf<WriteMessage>> {
+    this.checkWrite(msg.key, msg.record);
+    return { applied: await this.apply(msg.key, msg.record) };
+  }
+
+  private async onWriteBatch(msg: WriteBatchMessage): Promise<ReplyOf<WriteBatchMessage>> {
+    if (!Array.isArray(msg.records) || msg.records.length > MAX_BATCH_RECORDS) {
+      throw new BadMessageError(`write-batch needs records (at most ${MAX_BATCH_RECORDS})`);
+    }
+    for (const [key, record] of msg.records) this.checkWrite(key, record);
+    const applied = await Promise.all(msg.records.map(([key, record]) => this.apply(key, record)));
+    return { applied: applied.filter(Boolean).length };
+  }
+
+  private async onHint(msg: HintMessage): Promise<ReplyOf<HintMessage>> {
+    this.checkWrite(msg.key, msg.record);
+    if (typeof msg.target !== 'string' || !this.membership.table.get(msg.target)) throw new BadMessageError('hint needs a known target');
+    return { stored: await this.hints.keep(msg.target, msg.key, msg.record) };
   }
 
   private onRead(msg: ReadMessage): ReplyOf<ReadMessage> {
@@ -259,8 +359,10 @@ export class Node {
     return this.membership.ring.preferenceList(key, this.config.replicationFactor);
   }
 
-  put(key: string, value: JsonValue, w?: number): Promise<WriteResult> {
-    return this.write(key, liveRecord(value, this.hlc.now(this.deps.clock.nowMs())), w);
+  /** Writes `value`; with `ttlMs` it expires that long after the write (by the coordinator's clock). */
+  put(key: string, value: JsonValue, w?: number, ttlMs?: number): Promise<WriteResult> {
+    const version = this.hlc.now(this.deps.clock.nowMs());
+    return this.write(key, liveRecord(value, version, ttlMs === undefined ? undefined : version.wallMs + ttlMs), w);
   }
 
   delete(key: string, w?: number): Promise<WriteResult> {
@@ -288,20 +390,54 @@ export class Node {
     const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const msg: WriteMessage = { type: 'write', key, record };
-    const g = await gather(ask, w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
-    const failures = [...down, ...g.failures];
+    // Sloppy quorum: each replica known to be down gets a live substitute from further round the
+    // ring, which keeps the write as a hint for it and counts toward W.
+    const substitutes = this.config.repair.sloppyQuorum ? this.substitutes(key, replicas, down.length) : [];
+    const hintedOn: Record<string, string> = {};
+    substitutes.forEach((sub, i) => {
+      hintedOn[(down[i] as ReplicaFailure).replica] = sub;
+    });
+    const targets = [...ask, ...substitutes];
+    const call = (id: string) => {
+      const target = Object.keys(hintedOn).find((r) => hintedOn[r] === id);
+      if (target === undefined) return this.sendTo(id, msg, timeoutMs);
+      return this.sendTo(id, { type: 'hint', target, key, record }, timeoutMs).then((r) => {
+        if (!r.stored) throw new Error(`substitute ${id} did not keep the hint for ${target}`);
+        return { applied: true };
+      });
+    };
+    const g = await gather(targets, w, call, this.deps.clock, timeoutMs);
+    const failures = [...down.filter((d) => !(d.replica in hintedOn)), ...g.failures];
     this.countFailures('write', failures);
+    // Replicas that did not take the write get a hint here, once their calls have settled.
+    const unsubstituted = down.filter((d) => !(d.replica in hintedOn)).map((d) => d.replica);
+    void g.settled.then(({ failures: late }) => {
+      const missed = new Set([...unsubstituted, ...late.map((f) => f.replica).filter((id) => replicas.includes(id))]);
+      for (const id of missed)
+        void this.hints
+          .keep(id, key, record)
+          .catch((err: unknown) => this.deps.log.warn({ err: String(err), target: id }, 'could not store a hint'));
+    });
     const acked = g.replies.map((r) => r.replica);
     if (g.outcome === 'failed') {
       throw new QuorumError('write', { key, required: w, replicas, succeeded: acked, failures: withMissing(failures, replicas, w) });
     }
-    return { key, record, coordinator: this.id, replicas, required: w, acked, failures };
+    return { key, record, coordinator: this.id, replicas, required: w, acked, hintedOn, failures };
+  }
+
+  /** Live nodes beyond the preference list, in ring order, to stand in for `count` down replicas. */
+  private substitutes(key: string, replicas: string[], count: number): string[] {
+    if (count === 0) return [];
+    const ring = this.membership.ring;
+    const extended = ring.preferenceList(key, ring.size);
+    return extended.filter((id) => !replicas.includes(id) && this.membership.liveness(id) !== 'down').slice(0, count);
   }
 
   async get(key: string, r = this.config.readQuorum): Promise<ReadResult> {
     const replicas = this.preferenceList(key);
     const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
+    const started = this.deps.clock.nowMs();
     const msg: ReadMessage = { type: 'read', key };
     const g = await gather(ask, r, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
     const failures = [...down, ...g.failures];
@@ -312,7 +448,33 @@ export class Node {
     }
     const record = newest(g.replies.map((x) => x.value.record ?? undefined));
     if (record) this.hlc.observe(record.version, this.deps.clock.nowMs());
-    return { key, record, coordinator: this.id, replicas, required: r, responded, failures };
+    let repaired: string[] = [];
+    if (record && this.config.repair.readRepair) {
+      // Blocking read repair (Cassandra's): stale replicas among those that answered get the newest
+      // record before the reply, so a later quorum read cannot see an older one (monotonic reads).
+      const stale = g.replies.filter((x) => supersedes(record, x.value.record ?? undefined)).map((x) => x.replica);
+      const left = Math.max(1, timeoutMs - (this.deps.clock.nowMs() - started));
+      const results = await gather(
+        stale,
+        stale.length,
+        (id) => this.sendTo(id, { type: 'write', key, record }, left),
+        this.deps.clock,
+        left,
+      );
+      repaired = results.replies.map((x) => x.replica);
+      this.readRepairs?.inc({ when: 'before_reply' }, repaired.length);
+      // Replicas that answered after the reply: repaired in the background.
+      void g.settled.then(({ replies }) => {
+        for (const late of replies) {
+          if (responded.includes(late.replica) || !supersedes(record, late.value.record ?? undefined)) continue;
+          this.sendTo(late.replica, { type: 'write', key, record }, timeoutMs).then(
+            () => this.readRepairs?.inc({ when: 'after_reply' }),
+            () => {},
+          );
+        }
+      });
+    }
+    return { key, record, coordinator: this.id, replicas, required: r, responded, repaired, failures };
   }
 
   private countFailures(op: 'read' | 'write', failures: ReplicaFailure[]): void {

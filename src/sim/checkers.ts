@@ -36,16 +36,27 @@ function newestOnReplicas(final: FinalState, key: string): StoredRecord | undefi
  */
 export function checkNoLostWrites(history: readonly Op[], final: FinalState): Violation[] {
   const out: Violation[] = [];
+  const ops = byKey(history);
   for (const o of history) {
     if (!isWrite(o) || o.outcome !== 'ok' || !o.version) continue;
     const held = newestOnReplicas(final, o.key);
-    if (!held || compareVersions(held.version, o.version) < 0) {
-      out.push({
-        checker: 'lost-write',
-        message: `${o.kind} #${o.id} of ${o.key} acknowledged at version ${fmt(o.version)}, but the newest on its replicas is ${fmt(held?.version)}`,
-        ops: [o.id],
-      });
+    if (held && compareVersions(held.version, o.version) >= 0) continue;
+    // Nothing left at all is a purged tombstone when a delete could have been the newest write:
+    // an acknowledged one at least as new, or one whose outcome the client never learned.
+    if (!held) {
+      const deletes = (ops.get(o.key) ?? []).filter((d) => d.kind === 'delete');
+      if (
+        deletes.some(
+          (d) => (d.outcome === 'ok' && d.version && compareVersions(d.version, o.version as Version) >= 0) || d.outcome !== 'ok',
+        )
+      )
+        continue;
     }
+    out.push({
+      checker: 'lost-write',
+      message: `${o.kind} #${o.id} of ${o.key} acknowledged at version ${fmt(o.version)}, but the newest on its replicas is ${fmt(held?.version)}`,
+      ops: [o.id],
+    });
   }
   return out;
 }

@@ -50,6 +50,15 @@ export interface SimOptions {
   discovery?: 'dns' | 'first-seed';
   /** Longest pause between discovery rounds (also the re-check period once complete). */
   discoveryMaxIntervalMs?: number;
+  readRepair?: boolean;
+  sloppyQuorum?: boolean;
+  /** Pause between anti-entropy passes (virtual ms); a very large value turns it off in practice. */
+  antiEntropyIntervalMs?: number;
+  tombstoneGraceMs?: number;
+  /** Pause between slices of tombstone GC (256 slices walk the ring). */
+  compactionTickMs?: number;
+  /** Hints kept per target; 0 turns hinted handoff off. */
+  maxHintsPerNode?: number;
   /** One-way network latency: min + an exponential tail with this mean. */
   latency?: { minMs: number; meanExtraMs: number };
   /** Largest offset of a node's wall clock from true time. */
@@ -121,6 +130,12 @@ export class Simulation {
       phiConvictThreshold: 8,
       discovery: 'dns',
       discoveryMaxIntervalMs: 10_000,
+      readRepair: true,
+      sloppyQuorum: false,
+      antiEntropyIntervalMs: 2000,
+      tombstoneGraceMs: 24 * 3600 * 1000,
+      maxHintsPerNode: 100_000,
+      compactionTickMs: 1000,
       latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
@@ -178,6 +193,13 @@ export class Simulation {
     await this.until(this.boot(s));
   }
 
+  /** The node loses its disk (a replaced volume): it crashes and comes back empty. */
+  wipe(s: SimNode): void {
+    if (s.endpoint.state !== 'down') this.crash(s);
+    s.store = new SimStore(this.scheduler, new SeededRandom(Math.floor(s.random.next() * 2 ** 32)));
+    this.trace(`wipe ${s.id}`);
+  }
+
   private relocate(s: SimNode): void {
     s.address = this.newAddress();
     s.endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
@@ -221,6 +243,15 @@ export class Simulation {
       discoveryMaxIntervalMs: this.opts.discoveryMaxIntervalMs,
       expectedMembers: this.opts.nodes,
       maxGossipEntries: 256,
+      repair: {
+        readRepair: this.opts.readRepair,
+        sloppyQuorum: this.opts.sloppyQuorum,
+        hints: { windowMs: 3 * 3600 * 1000, maxPerTarget: this.opts.maxHintsPerNode, deliveryRatePerSec: 5000, tickMs: 100 },
+        // fast passes: the quiet period after healing must be long enough for repair to finish
+        antiEntropy: { intervalMs: this.opts.antiEntropyIntervalMs, peerPauseMs: 0, maxRecordsPerPass: 100_000 },
+        tombstoneGraceMs: this.opts.tombstoneGraceMs,
+        compactionTickMs: this.opts.compactionTickMs,
+      },
     };
   }
 

@@ -40,6 +40,17 @@ describe('checker 1: no acknowledged write is lost', () => {
     expect(checkNoLostWrites([put], state({ a: [tombstone(v(11)), undefined, undefined] }))).toEqual([]);
   });
 
+  test('a key gone from every replica is a purged tombstone when a delete was the newest write, not a loss', () => {
+    const del = op({ kind: 'delete', key: 'a', start: 6, end: 8, version: v(20) });
+    expect(checkNoLostWrites([put, del], state({}))).toEqual([]);
+    // a delete whose outcome the client never learned could also have won
+    const unknown = op({ kind: 'delete', key: 'a', start: 6, end: 8, outcome: 'unknown' });
+    expect(checkNoLostWrites([put, unknown], state({}))).toEqual([]);
+    // but an acknowledged delete older than the put does not explain the put's absence
+    const older = op({ kind: 'delete', key: 'a', start: 6, end: 8, version: v(5) });
+    expect(checkNoLostWrites([put, older], state({}))).toEqual([expect.objectContaining({ ops: [put.id] })]);
+  });
+
   test('does not count writes that were not acknowledged', () => {
     const failed = { ...put, outcome: 'fail' as const };
     expect(checkNoLostWrites([failed], state({}))).toEqual([]);

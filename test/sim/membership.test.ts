@@ -137,7 +137,16 @@ describe('gossip membership (simulated)', () => {
       let convictions = 0;
       for (const seed of [21, 22]) {
         // latency 5 ms + an exponential tail with a 200 ms mean: slow, jittery, but nothing lost
-        const sim = new Simulation({ seed, nodes: 5, faults: [], phiConvictThreshold: threshold, latency: { minMs: 5, meanExtraMs: 200 } });
+        const sim = new Simulation({
+          seed,
+          nodes: 5,
+          faults: [],
+          phiConvictThreshold: threshold,
+          latency: { minMs: 5, meanExtraMs: 200 },
+          // this hour is about the failure detector: background repair would only cost time here
+          antiEntropyIntervalMs: 3600 * SECOND,
+          compactionTickMs: 600 * SECOND,
+        });
         await sim.start();
         const before = sim.convictions;
         await sim.scheduler.runUntil(sim.scheduler.now + hours * 3600 * SECOND);

@@ -81,6 +81,13 @@ describe('gather (coordinator fan-out)', () => {
     expect((await result.settled).replies).toEqual([]);
   });
 
+  test('with nothing to ask and nothing needed it succeeds at once, without waiting for the deadline', async () => {
+    const clock = new ManualClock();
+    const result = await gather([], 0, () => Promise.resolve('x'), clock, 1000);
+    expect(result.outcome).toBe('ok');
+    expect(clock.pending()).toBe(0);
+  });
+
   test('with fewer replicas than required it fails at once and sends nothing', async () => {
     const clock = new ManualClock();
     let sent = 0;

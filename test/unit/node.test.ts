@@ -44,6 +44,14 @@ async function cluster(count = 3) {
     discoveryMaxIntervalMs: 1000,
     expectedMembers: count,
     maxGossipEntries: 256,
+    repair: {
+      readRepair: true,
+      sloppyQuorum: false,
+      hints: { windowMs: 3600_000, maxPerTarget: 1000, deliveryRatePerSec: 1000, tickMs: 100 },
+      antiEntropy: { intervalMs: 3600_000, peerPauseMs: 0, maxRecordsPerPass: 10_000 },
+      tombstoneGraceMs: 86_400_000,
+      compactionTickMs: 1000,
+    },
   });
   const discovery = { name: 'static', candidates: () => Promise.resolve({ addresses, problems: [] }) };
   const deps = (i: number) => ({
