@@ -334,6 +334,8 @@ export class Simulation {
     const wrapped = p.finally(() => {
       done = true;
     });
+    // a rejection is the caller's to handle once the scheduler stops, not an unhandled one before
+    wrapped.catch(() => {});
     await this.scheduler.runWhile(() => !done, this.scheduler.now + limitMs);
     if (!done) throw new Error(`seed ${this.opts.seed}: did not finish within ${limitMs} virtual ms`);
     return wrapped;

@@ -137,3 +137,42 @@ test('a stale record written straight to one replica is repaired by anti-entropy
   expect(await sim.scheduler.runWhile(() => n2.store.get('k')?.value !== 'new', sim.scheduler.now + 30 * SECOND)).toBe(true);
   expect(n2.store.get('k')).toEqual(newest);
 });
+
+test('sloppy quorum: with two of three replicas down a write succeeds on substitutes, whose hints reach the replicas once back', async () => {
+  const sloppy = new Simulation({
+    seed: 38,
+    nodes: 5,
+    faults: [],
+    sloppyQuorum: true,
+    antiEntropyIntervalMs: 3600 * SECOND,
+    readRepair: false,
+  });
+  await sloppy.start();
+  const coordinator = sloppy.nodes[0] as SimNode;
+  const key = 'held-elsewhere';
+  const replicas = (coordinator.node as Node).preferenceList(key);
+  // two replicas down, the coordinator itself not among them when it can be helped
+  const victims = replicas.filter((id) => id !== coordinator.id).slice(0, 2);
+  const down = sloppy.nodes.filter((s) => victims.includes(s.id));
+  for (const s of down) sloppy.crash(s);
+  const convicted = () => victims.every((id) => (coordinator.node as Node).membership.liveness(id) === 'down');
+  expect(await sloppy.scheduler.runWhile(() => !convicted(), sloppy.scheduler.now + 120 * SECOND)).toBe(true);
+
+  const w = await sloppy.until((coordinator.node as Node).put(key, 'v', 2));
+  expect(Object.keys(w.hintedOn).sort()).toEqual([...victims].sort());
+  for (const on of Object.values(w.hintedOn)) expect(replicas).not.toContain(on);
+  expect(w.acked.length).toBeGreaterThanOrEqual(2);
+
+  for (const s of down) await sloppy.restart(s);
+  const delivered = () => down.every((s) => s.store.get(key)?.value === 'v');
+  expect(await sloppy.scheduler.runWhile(() => !delivered(), sloppy.scheduler.now + 60 * SECOND)).toBe(true);
+
+  // the same write without a sloppy quorum fails: only one replica could take it
+  const strict = new Simulation({ seed: 38, nodes: 5, faults: [], antiEntropyIntervalMs: 3600 * SECOND });
+  await strict.start();
+  const c2 = strict.nodes[0] as SimNode;
+  for (const s of strict.nodes.filter((x) => victims.includes(x.id))) strict.crash(s);
+  const convicted2 = () => victims.every((id) => (c2.node as Node).membership.liveness(id) === 'down');
+  expect(await strict.scheduler.runWhile(() => !convicted2(), strict.scheduler.now + 120 * SECOND)).toBe(true);
+  await expect(strict.until((c2.node as Node).put(key, 'v', 2))).rejects.toThrow(/write quorum not met/);
+});
