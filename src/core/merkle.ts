@@ -16,7 +16,7 @@ import type { StoredRecord } from './record';
 export const FANOUT = 16;
 export const MAX_LEVEL = 4;
 /** A differing node with at most this many keys (on either side) is settled key by key. */
-export const LEAF_KEYS = 32;
+export const LEAF_KEYS = 8;
 
 const TOKEN_SPACE = 2 ** 32;
 

@@ -14,12 +14,15 @@ import { ManualClock } from '../helpers/manual-clock';
 class CountingTransport implements Transport {
   readonly nodes = new Map<string, Node>();
   bytes = 0;
+  /** Bytes both ways by message type. */
+  byType: Record<string, number> = {};
   async send<M extends Message>(to: string, msg: M): Promise<ReplyOf<M>> {
     const wire = JSON.stringify(msg);
     this.bytes += wire.length;
     const reply = await (this.nodes.get(to) as Node).handle(JSON.parse(wire) as M);
     const back = JSON.stringify(reply);
     this.bytes += back.length;
+    this.byType[msg.type] = (this.byType[msg.type] ?? 0) + wire.length + back.length;
     return JSON.parse(back) as ReplyOf<M>;
   }
 }
@@ -97,6 +100,7 @@ test('replicas of 1M keys: identical ones settle in under 64 KiB; 100 differing 
   const changed = Array.from({ length: 100 }, (_, k) => k * 9_973);
   for (const [k, i] of changed.entries()) await (k % 2 ? stores[0] : stores[1]).put(`key:${i}`, newer(i));
   transport.bytes = 0;
+  transport.byType = {};
   t = performance.now();
   await n1.antiEntropy.run('repair');
   const differing = { bytes: transport.bytes, ms: performance.now() - t, p: { ...n1.antiEntropy.progress } };
@@ -110,6 +114,6 @@ test('replicas of 1M keys: identical ones settle in under 64 KiB; 100 differing 
   expect(differing.bytes).toBeLessThan(100 * 4 * 1024);
   console.log(
     `anti-entropy, 2 replicas x 1M keys (128 ranges): identical: ${identical.bytes} bytes both ways in ${identical.ms.toFixed(0)} ms; ` +
-      `100 keys differing: ${differing.bytes} bytes (${(differing.bytes / 100).toFixed(0)} per key, ${differing.p.rangesDiffering} ranges differed) in ${differing.ms.toFixed(0)} ms`,
+      `100 keys differing: ${differing.bytes} bytes (${(differing.bytes / 100).toFixed(0)} per key, ${differing.p.rangesDiffering} ranges differed) in ${differing.ms.toFixed(0)} ms; by message: ${JSON.stringify(transport.byType)}`,
   );
 }, 240_000);
