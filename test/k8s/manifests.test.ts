@@ -6,6 +6,8 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseDockerfile } from '../../scripts/image-build';
+import { rbacAllows } from '../../scripts/lib/kube-api';
+import { loadManifests } from '../../scripts/lib/manifests';
 import { envName, loadConfig, SETTINGS } from '../../src/config';
 import { fieldNames, type K8sObject, loadKustomization, MODELS, modelKey, REPO, shapeAt, shapeOf, unknownFields } from './manifests';
 
@@ -51,9 +53,12 @@ describe('k8s/ objects against the Kubernetes schema', () => {
       'ConfigMap/quorumkv-config',
       'Namespace/quorumkv',
       'PodDisruptionBudget/quorumkv',
+      'Role/quorumkv',
+      'RoleBinding/quorumkv',
       'Secret/quorumkv-cluster-token',
       'Service/quorumkv',
       'Service/quorumkv-headless',
+      'ServiceAccount/quorumkv',
       'StatefulSet/quorumkv',
     ]);
   });
@@ -249,6 +254,85 @@ describe('k8s/ objects agree with each other', () => {
     expect(container.resources).toEqual({ requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } });
   });
 });
+
+describe("the pod's ServiceAccount and RBAC", () => {
+  // As they land in the cluster: the kustomization's namespace set on every object.
+  const applied = loadManifests(k.dir);
+  const ns = k.namespace as string;
+  const sa = { namespace: ns, name: pod.serviceAccountName };
+  const attrs = { verb: 'get', apiGroup: 'apps', resource: 'statefulsets', namespace: ns, name: sts.metadata.name };
+
+  test('the pod runs as a ServiceAccount of the manifests, with its token mounted', () => {
+    expect(pod.serviceAccountName).toBe('quorumkv');
+    one('ServiceAccount', pod.serviceAccountName);
+    // the pod's field wins over the ServiceAccount's; the token is mounted unless one says false
+    const account = one('ServiceAccount', pod.serviceAccountName);
+    expect(pod.automountServiceAccountToken ?? account.automountServiceAccountToken ?? true).toBe(true);
+  });
+
+  test('the RoleBinding binds that ServiceAccount, in its namespace, to the Role', () => {
+    const binding = one('RoleBinding', 'quorumkv');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: one('Role').metadata.name });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: pod.serviceAccountName, namespace: ns }]);
+  });
+
+  test('RBAC lets the pods get their own StatefulSet, and nothing else', () => {
+    expect(rbacAllows(applied, sa, attrs)).toEqual({ allowed: true, by: 'RoleBinding quorumkv -> Role quorumkv' });
+    const denied = [
+      { ...attrs, verb: 'list' },
+      { ...attrs, verb: 'watch' },
+      { ...attrs, verb: 'update' },
+      { ...attrs, verb: 'patch' },
+      { ...attrs, name: 'other' },
+      { ...attrs, namespace: 'default' },
+      { ...attrs, apiGroup: '', resource: 'pods' },
+      { ...attrs, apiGroup: '', resource: 'secrets', name: 'quorumkv-cluster-token' },
+    ];
+    for (const a of denied) expect({ a, ...rbacAllows(applied, sa, a) }).toEqual({ a, allowed: false });
+    expect(rbacAllows(applied, { namespace: ns, name: 'default' }, attrs).allowed).toBe(false);
+  });
+
+  test.each<[string, (objects: K8sObject[]) => void]>([
+    [
+      'the RoleBinding names another ServiceAccount',
+      (o) => {
+        find(o, 'RoleBinding').subjects[0].name = 'default';
+      },
+    ],
+    [
+      'the RoleBinding subject is in another namespace',
+      (o) => {
+        find(o, 'RoleBinding').subjects[0].namespace = 'default';
+      },
+    ],
+    [
+      'the Role names another StatefulSet',
+      (o) => {
+        find(o, 'Role').rules[0].resourceNames = ['kv'];
+      },
+    ],
+    [
+      'the Role is for the core API group',
+      (o) => {
+        find(o, 'Role').rules[0].apiGroups = [''];
+      },
+    ],
+    [
+      'the RoleBinding refers to a Role that does not exist',
+      (o) => {
+        find(o, 'RoleBinding').roleRef.name = 'nosuch';
+      },
+    ],
+  ])('a broken RBAC object is caught: %s', (_, mutate) => {
+    const copy = structuredClone(applied);
+    mutate(copy);
+    expect(rbacAllows(copy, sa, attrs).allowed).toBe(false);
+  });
+});
+
+function find(objects: K8sObject[], kind: string): K8sObject {
+  return objects.find((o) => o.kind === kind) as K8sObject;
+}
 
 describe('k8s/ agrees with the code, the CLI and the image', () => {
   const cli = path.join(REPO, 'dist', 'src', 'cli', 'main.js');
