@@ -9,22 +9,41 @@
 // ConfigMap references), its port, the startup/readiness/liveness exec probes with their
 // initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold and failureThreshold, the
 // preStop hook, terminationGracePeriodSeconds, restartPolicy Always with back-off, and one data
-// directory per pod (its PersistentVolumeClaim) that outlives the pod.
+// directory per pod (its PersistentVolumeClaim) that outlives the pod unless the StatefulSet's
+// persistentVolumeClaimRetentionPolicy says otherwise.
+//
+// The controller follows the real one (pkg/controller/statefulset): scale-up creates the missing
+// ordinals (OrderedReady: one at a time, each once its predecessors are Running and Ready);
+// scale-down terminates the ordinals >= replicas (Parallel: all at once; OrderedReady: the highest
+// first, the next only once it is gone); `kubectl rollout restart` (rollingRestart) replaces pods
+// from the highest ordinal to 0, one at a time, each only once the one before is Running and Ready
+// again. Terminating a pod: it leaves the client Service's endpoints at once, its preStop hook runs
+// (output and exit code in the timeline), then SIGTERM, then SIGKILL when the grace period ends.
+// With whenScaled: Delete, the volume of a pod removed by a scale-down is deleted once the pod is
+// gone; a pod deleted for any other reason keeps it.
+//
+// A fake API server (kube-api.ts) answers the pods' GET of their StatefulSet with the replicas the
+// controller wants now, after checking the pod's ServiceAccount token and the manifests' RBAC.
 //
 // Where it must differ (all pods share one machine): pod i gets its own loopback IP
 // (<prefix>.<k>.<10+i>, k counting the pod's re-creations, so a re-created pod has a new IP) and
 // QUORUMKV_HOST is set to it instead of 0.0.0.0; QUORUMKV_DATA_DIR points at the pod's volume
 // directory; QUORUMKV_DNS_SERVER points at the dnsmasq (a pod's resolv.conf would); exec probes get
 // QUORUMKV_URL=http://<pod IP>:<port> (inside a pod, 127.0.0.1 would reach its own container); and
-// the `quorumkv` binary is the compiled CLI of this repository. `timeScale` shrinks probe periods,
+// the `quorumkv` binary is the compiled CLI of this repository. Like kubelet, it sets
+// KUBERNETES_SERVICE_HOST/PORT (here the fake API server on 127.0.0.1) in every container; the
+// service-account directory cannot be mounted at /var/run/secrets/kubernetes.io/serviceaccount on
+// a shared machine, so QUORUMKV_SERVICEACCOUNT_DIR points at the fake's (when the token is mounted,
+// i.e. automountServiceAccountToken is not false). `timeScale` shrinks probe periods,
 // initial delays, back-off and the termination grace period (not probe timeouts) to make runs
 // faster; 1 is the manifest's timing.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { type DnsServer, startDnsmasq } from './dnsmasq';
+import { FakeKubeApi } from './kube-api';
 import { cliPath, repoRoot } from './local-cluster';
 import { find, type K8sObject, loadManifests } from './manifests';
 
@@ -41,6 +60,11 @@ export interface StatefulSetSimOptions {
   dnsPort?: number;
   dataRoot: string;
   timeScale?: number;
+  /**
+   * Caps the termination grace period (after timeScale), so that a bounded test cannot wait for
+   * the manifest's hour-long one; like `kubectl delete --grace-period`. Default: no cap.
+   */
+  maxGraceSeconds?: number;
   /** Extra env for every container (documented in the caller). */
   env?: Record<string, string>;
   log?: (line: string) => void;
@@ -53,6 +77,8 @@ interface Probe {
   timeoutSeconds: number;
   successThreshold: number;
   failureThreshold: number;
+  /** Probe-level override of the pod's grace period when this probe's failure kills the container. */
+  terminationGracePeriodSeconds?: number;
 }
 
 function probeOf(p: Record<string, unknown> | undefined): Probe | undefined {
@@ -66,11 +92,32 @@ function probeOf(p: Record<string, unknown> | undefined): Probe | undefined {
     timeoutSeconds: Number(p.timeoutSeconds ?? 1),
     successThreshold: Number(p.successThreshold ?? 1),
     failureThreshold: Number(p.failureThreshold ?? 3),
+    ...(p.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: Number(p.terminationGracePeriodSeconds) } : {}),
   };
 }
 
+/** What a preStop hook did: kubelet records a failed one as a FailedPreStopHook event. */
+export interface HookResult {
+  /** Exit code; null when it was killed (grace period over, or the container exited under it). */
+  code: number | null;
+  /** Why it ended when it did not exit by itself. */
+  cutShort?: string;
+  /** Its output, stdout and stderr interleaved by line (the last MAX_HOOK_LINES lines). */
+  output: string[];
+  durationMs: number;
+}
+
+/** Lines of a preStop hook's output kept per run, and copied into the timeline. */
+const MAX_HOOK_LINES = 200;
+/** kubelet's minimum grace after a preStop that used up the grace period (minimumGracePeriodInSeconds). */
+const MIN_GRACE_AFTER_HOOK_SECONDS = 2;
+
 export class SimPod {
   phase: 'Pending' | 'Running' | 'Terminating' | 'Deleted' = 'Pending';
+  /** Why it is being terminated: a scale-down, a rolling update, a deletion. */
+  terminationReason: string | undefined;
+  /** The preStop hook runs of this pod (one per container stop that ran it). */
+  readonly preStops: HookResult[] = [];
   ready = false;
   started = false;
   restarts = 0;
@@ -87,6 +134,8 @@ export class SimPod {
     readonly incarnation: number,
     readonly dataDir: string,
     readonly port: number,
+    /** The StatefulSet revision (controller-revision-hash) the pod was created from. */
+    readonly revision: number,
   ) {}
 
   get url(): string {
@@ -110,6 +159,16 @@ export class StatefulSetSim {
   private readonly probes: { startup?: Probe; readiness?: Probe; liveness?: Probe };
   private readonly graceSeconds: number;
   private readonly preStop: string[] | undefined;
+  private readonly serviceAccount: string;
+  private readonly mountToken: boolean;
+  private readonly clientService: string | undefined;
+  /** persistentVolumeClaimRetentionPolicy.whenScaled: Delete removes a scaled-down pod's volume. */
+  readonly pvcWhenScaled: 'Retain' | 'Delete';
+  readonly updateStrategy: 'RollingUpdate' | 'OnDelete';
+  /** The update revision: bumped by rollingRestart(), as `kubectl rollout restart` does. */
+  revision = 1;
+  /** The fake API server the pods' ServiceAccount talks to; set by start(). */
+  kubeApi: FakeKubeApi | undefined;
   readonly policy: Policy;
   replicas: number;
   private readonly pods = new Map<number, SimPod>();
@@ -156,6 +215,18 @@ export class StatefulSetSim {
     }
     const lifecycle = this.container.lifecycle as { preStop?: { exec?: { command?: string[] } } } | undefined;
     this.preStop = lifecycle?.preStop?.exec?.command;
+    // A pod cannot be created with a ServiceAccount that does not exist ("default" always does).
+    this.serviceAccount = podSpec.serviceAccountName ?? 'default';
+    const sa = this.objects.find((o) => o.kind === 'ServiceAccount' && o.metadata?.name === this.serviceAccount);
+    if (!sa && this.serviceAccount !== 'default')
+      throw new Error(`the pod's ServiceAccount ${this.serviceAccount} is not in the manifests`);
+    // The pod's setting wins over the ServiceAccount's; mounted unless one says false.
+    this.mountToken = (podSpec.automountServiceAccountToken ?? sa?.automountServiceAccountToken ?? true) !== false;
+    this.clientService = this.objects.find(
+      (o) => o.kind === 'Service' && o.spec?.clusterIP !== 'None' && o.metadata?.name !== this.service,
+    )?.metadata.name;
+    this.pvcWhenScaled = spec.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain';
+    this.updateStrategy = spec.updateStrategy?.type ?? 'RollingUpdate';
   }
 
   // ---- bookkeeping ---------------------------------------------------------------------------------
@@ -186,6 +257,18 @@ export class StatefulSetSim {
 
   allPods(): SimPod[] {
     return [...this.pods.values()].filter((p) => p.phase !== 'Deleted').sort((a, b) => a.ordinal - b.ordinal);
+  }
+
+  /** The client Service's endpoints: pods that are Ready and not Terminating (the endpoints controller's view). */
+  readyEndpoints(): string[] {
+    return this.allPods()
+      .filter((p) => p.phase === 'Running' && p.ready)
+      .map((p) => p.url);
+  }
+
+  /** Running, Ready and not Terminating: what the controller waits for. */
+  private healthy(p: SimPod | undefined): boolean {
+    return p !== undefined && p.phase === 'Running' && p.ready;
   }
 
   /** Every desired pod exists, runs and is Ready. */
@@ -229,12 +312,38 @@ export class StatefulSetSim {
   // ---- the StatefulSet controller ---------------------------------------------------------------
 
   async start(): Promise<void> {
+    this.kubeApi = new FakeKubeApi({
+      objects: this.objects,
+      namespace: this.namespace,
+      statefulSet: this.sts.metadata.name,
+      serviceAccount: this.serviceAccount,
+      state: () => this.apiState(),
+    });
+    await this.kubeApi.start();
     this.dns = await startDnsmasq({ port: this.opts.dnsPort ?? 15390, domain: 'cluster.local', hosts: [] });
     this.event(
-      `statefulset ${this.sts.metadata.name}: ${this.replicas} replicas, ${this.policy}, readiness rule ${this.opts.readinessRule ?? 'two-phase'}`,
+      `statefulset ${this.sts.metadata.name}: ${this.replicas} replicas, ${this.policy}, readiness rule ${this.opts.readinessRule ?? 'two-phase'}; ` +
+        `kube-apiserver (fake) at ${this.kubeApi.url}`,
     );
     this.reconcileTimer = setInterval(() => void this.reconcile(), 100);
     await this.reconcile();
+  }
+
+  /** spec.replicas and status as the API server would show them. */
+  private apiState(): { replicas: number; status: Record<string, number> } {
+    const pods = this.allPods().filter((p) => p.phase !== 'Terminating');
+    const ready = pods.filter((p) => this.healthy(p)).length;
+    return {
+      replicas: this.replicas,
+      status: {
+        observedGeneration: this.revision,
+        replicas: pods.length,
+        readyReplicas: ready,
+        availableReplicas: ready,
+        currentReplicas: pods.filter((p) => p.revision === this.revision).length,
+        updatedReplicas: pods.filter((p) => p.revision === this.revision).length,
+      },
+    };
   }
 
   private reconciling = false;
@@ -243,26 +352,53 @@ export class StatefulSetSim {
     if (this.reconciling || this.stopped) return;
     this.reconciling = true;
     try {
-      for (let i = 0; i < this.replicas; i++) {
-        const existing = this.pods.get(i);
-        if (existing && existing.phase !== 'Deleted') {
-          if (this.policy === 'OrderedReady' && !(existing.phase === 'Running' && existing.ready)) break;
-          continue;
-        }
-        await this.createPod(i);
-        if (this.policy === 'OrderedReady') break; // one at a time, the next once this one is Ready
-      }
-      // scale down: highest ordinals first, one at a time under OrderedReady
-      const extra = this.allPods()
-        .filter((p) => p.ordinal >= this.replicas && p.phase !== 'Terminating')
-        .sort((a, b) => b.ordinal - a.ordinal);
-      for (const p of extra) {
-        void this.terminate(p, 'scaled down', true);
-        if (this.policy === 'OrderedReady') break;
-      }
+      await this.sync();
       await this.syncDns();
     } finally {
       this.reconciling = false;
+    }
+  }
+
+  /**
+   * One pass of the StatefulSet controller (stateful_set_control.go): create the missing ordinals
+   * below replicas, then terminate the condemned ones (ordinal >= replicas) from the highest, then
+   * replace pods of an old revision from the highest. OrderedReady ("monotonic") stops the pass at
+   * the first pod that is not Running and Ready or is Terminating; Parallel goes on.
+   */
+  private async sync(): Promise<void> {
+    const monotonic = this.policy === 'OrderedReady';
+    for (let i = 0; i < this.replicas; i++) {
+      const existing = this.pod(i);
+      if (!existing) {
+        await this.createPod(i);
+        if (monotonic) return; // one at a time, the next once this one is Ready
+        continue;
+      }
+      if (monotonic && !this.healthy(existing)) return;
+    }
+    const condemned = this.allPods()
+      .filter((p) => p.ordinal >= this.replicas)
+      .sort((a, b) => b.ordinal - a.ordinal);
+    const firstUnhealthy = this.allPods().find((p) => !this.healthy(p));
+    for (const p of condemned) {
+      if (p.phase === 'Terminating') {
+        if (monotonic) return; // wait for it to be gone before the next
+        continue;
+      }
+      if (monotonic && !this.healthy(p) && p !== firstUnhealthy) return;
+      void this.terminate(p, `scaled down to ${this.replicas} replicas`, 'scale-down');
+      if (monotonic) return;
+    }
+    if (this.updateStrategy !== 'RollingUpdate') return; // OnDelete: pods get the new revision when deleted
+    // Rolling update, partition 0: from the highest ordinal, one pod at a time, in both policies.
+    for (let i = this.replicas - 1; i >= 0; i--) {
+      const p = this.pod(i);
+      if (!p) return;
+      if (p.revision !== this.revision && p.phase !== 'Terminating') {
+        void this.terminate(p, `rolling update to revision ${this.revision}`, 'update');
+        return;
+      }
+      if (!this.healthy(p)) return; // wait for the replaced pod to be Running and Ready
     }
   }
 
@@ -270,33 +406,72 @@ export class StatefulSetSim {
     const k = this.incarnations.get(i) ?? 0;
     this.incarnations.set(i, k + 1);
     const ip = `${this.opts.ipPrefix ?? '127.0'}.${k}.${10 + i}`;
-    const dataDir = path.join(this.opts.dataRoot, `data-${this.podName(i)}`); // the PVC outlives the pod
+    const dataDir = this.volumeDir(i); // the PVC outlives the pod
     mkdirSync(dataDir, { recursive: true });
-    const pod = new SimPod(this.podName(i), i, ip, k, dataDir, this.port);
+    const pod = new SimPod(this.podName(i), i, ip, k, dataDir, this.port, this.revision);
     this.pods.set(i, pod);
-    this.event(`pod ${pod.name}: created, ip ${ip}`);
+    this.event(`pod ${pod.name}: created, ip ${ip}, revision ${pod.revision}`);
     await this.syncDns();
     pod.phase = 'Running';
     this.startContainer(pod);
   }
 
-  /** Deletes a pod gracefully (preStop, SIGTERM, grace period, SIGKILL); the controller re-creates it. */
+  /** The directory that stands for PersistentVolumeClaim data-<pod name>. */
+  volumeDir(i: number): string {
+    return path.join(this.opts.dataRoot, `data-${this.podName(i)}`);
+  }
+
+  /** Deletes a pod gracefully (preStop, SIGTERM, grace period, SIGKILL); the controller re-creates it on its volume. */
   deletePod(i: number): Promise<void> {
     const p = this.pod(i);
     if (!p) return Promise.resolve();
-    return this.terminate(p, 'deleted', true);
+    return this.terminate(p, 'deleted', 'delete');
   }
 
-  /** Sets the desired replicas (kubectl scale). */
+  /** Sets the desired replicas (kubectl scale); the controller creates or terminates pods on its next pass. */
   scale(replicas: number): void {
+    if (!Number.isSafeInteger(replicas) || replicas < 0) throw new Error(`replicas must be a non-negative integer; got ${replicas}`);
     this.event(`statefulset scaled ${this.replicas} -> ${replicas}`);
     this.replicas = replicas;
+  }
+
+  /** Scales and waits until exactly the ordinals 0..replicas-1 exist, Running and Ready (false at the deadline). */
+  async scaleAndWait(replicas: number, timeoutMs: number): Promise<boolean> {
+    this.scale(replicas);
+    const done = await this.waitFor(() => this.allReady() && this.allPods().length === this.replicas, timeoutMs);
+    this.event(done ? `scale to ${replicas}: done` : `scale to ${replicas}: not done after ${timeoutMs} ms`);
+    return done;
+  }
+
+  /** Every pod below replicas runs the update revision and is Ready, and no other pod remains. */
+  rolloutComplete(): boolean {
+    return this.allReady() && this.allPods().every((p) => p.ordinal < this.replicas && p.revision === this.revision);
+  }
+
+  /**
+   * `kubectl rollout restart`, then `kubectl rollout status`: a new template revision, which the
+   * controller rolls out (RollingUpdate: highest ordinal first, one pod at a time, each Running and
+   * Ready before the next). Resolves true once complete, false at the deadline.
+   */
+  async rollingRestart(timeoutMs: number): Promise<boolean> {
+    this.revision++;
+    this.event(`rollout restart: revision ${this.revision} (${this.updateStrategy})`);
+    const done = await this.waitFor(() => this.rolloutComplete(), timeoutMs);
+    this.event(
+      done ? `rollout to revision ${this.revision}: complete` : `rollout to revision ${this.revision}: not complete after ${timeoutMs} ms`,
+    );
+    return done;
   }
 
   // ---- the kubelet ---------------------------------------------------------------------------------
 
   private env(pod: SimPod): Record<string, string> {
-    const env: Record<string, string> = {};
+    // What kubelet puts in every container before the container's own env (which may override it):
+    // the API server's Service address. Here it is the fake API server.
+    const env: Record<string, string> = {
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: String(this.kubeApi?.port ?? ''),
+    };
     for (const from of (this.container.envFrom as Array<{ configMapRef?: { name: string } }> | undefined) ?? []) {
       if (from.configMapRef) Object.assign(env, find(this.objects, 'ConfigMap', from.configMapRef.name).data ?? {});
     }
@@ -320,6 +495,7 @@ export class StatefulSetSim {
     env.QUORUMKV_HOST = pod.ip;
     env.QUORUMKV_DATA_DIR = pod.dataDir;
     env.QUORUMKV_DNS_SERVER = this.dns?.address ?? '';
+    if (this.mountToken && this.kubeApi) env.QUORUMKV_SERVICEACCOUNT_DIR = this.kubeApi.serviceAccountDir;
     Object.assign(env, this.opts.env ?? {});
     return env;
   }
@@ -438,7 +614,7 @@ export class StatefulSetSim {
           fail++;
           this.event(`pod ${pod.name}: liveness failed ${fail}/${liveness.failureThreshold} (${line})`);
           if (fail < liveness.failureThreshold) return undefined;
-          void this.restartContainer(pod, 'liveness probe failed');
+          void this.restartContainer(pod, 'liveness probe failed', liveness.terminationGracePeriodSeconds);
           return 'stop';
         });
       }
@@ -453,7 +629,7 @@ export class StatefulSetSim {
           return 'stop'; // a startup probe runs until it first succeeds
         }
         if (++fail < startup.failureThreshold) return undefined;
-        void this.restartContainer(pod, `startup probe failed ${fail} times (${line})`);
+        void this.restartContainer(pod, `startup probe failed ${fail} times (${line})`, startup.terminationGracePeriodSeconds);
         return 'stop';
       });
     } else {
@@ -463,35 +639,49 @@ export class StatefulSetSim {
   }
 
   /** Kills the container the way kubelet does (preStop, SIGTERM, grace, SIGKILL); it then restarts it. */
-  private async restartContainer(pod: SimPod, why: string): Promise<void> {
+  private async restartContainer(pod: SimPod, why: string, graceSeconds?: number): Promise<void> {
     this.event(`pod ${pod.name}: killing container: ${why}`);
-    await this.stopContainer(pod);
+    await this.stopContainer(pod, graceSeconds);
   }
 
-  private async stopContainer(pod: SimPod): Promise<void> {
+  /**
+   * Stops the container as kubelet's killContainer does: the preStop hook first, within the grace
+   * period; then SIGTERM; then SIGKILL once the grace period is over (at least 2 s after a hook
+   * that used it all up). The grace period is the pod's, or a failed probe's own
+   * terminationGracePeriodSeconds when that probe's failure is the reason.
+   */
+  private async stopContainer(pod: SimPod, graceSeconds = this.graceSeconds): Promise<void> {
     const proc = pod.proc;
     if (!proc || !pod.running) return;
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    const deadline = Date.now() + this.scaled(this.graceSeconds);
-    if (this.preStop) {
-      const hook = this.exec(pod, {
-        command: this.preStop,
-        initialDelaySeconds: 0,
-        periodSeconds: 0,
-        timeoutSeconds: this.graceSeconds,
-        successThreshold: 1,
-        failureThreshold: 1,
-      });
-      const r = await Promise.race([hook, exited.then(() => ({ ok: false, line: 'container exited' }))]);
-      this.event(`pod ${pod.name}: preStop ${r.ok ? 'done' : 'failed'} (${r.line})`);
+    const started = Date.now();
+    let graceMs = this.scaled(graceSeconds);
+    if (this.opts.maxGraceSeconds !== undefined && graceMs > this.opts.maxGraceSeconds * 1000) {
+      graceMs = this.opts.maxGraceSeconds * 1000;
+      this.event(`pod ${pod.name}: grace period capped at ${this.opts.maxGraceSeconds} s (maxGraceSeconds)`);
     }
-    if (pod.running) proc.kill('SIGTERM');
-    const graceLeft = Math.max(0, deadline - Date.now());
+    let deadline = started + graceMs;
+    if (this.preStop) {
+      const r = await this.runHook(pod, this.preStop, deadline, exited);
+      pod.preStops.push(r);
+      if (pod.preStops.length > 20) pod.preStops.shift();
+      const took = `${(r.durationMs / 1000).toFixed(2)} s`;
+      this.event(
+        r.code === 0
+          ? `pod ${pod.name}: preStop done (exit code 0, ${took})`
+          : `pod ${pod.name}: preStop failed (${r.code === null ? `killed: ${r.cutShort}` : `exit code ${r.code}`}, ${took}): FailedPreStopHook`,
+      );
+      deadline = Math.max(deadline, Date.now() + this.scaled(MIN_GRACE_AFTER_HOOK_SECONDS));
+    }
+    if (pod.running) {
+      this.event(`pod ${pod.name}: SIGTERM (${((deadline - Date.now()) / 1000).toFixed(1)} s of grace left)`);
+      proc.kill('SIGTERM');
+    }
     let graceTimer: NodeJS.Timeout | undefined;
     const killed = await Promise.race([
       exited.then(() => false),
       new Promise<boolean>((r) => {
-        graceTimer = setTimeout(() => r(true), graceLeft);
+        graceTimer = setTimeout(() => r(true), Math.max(0, deadline - Date.now()));
       }),
     ]);
     clearTimeout(graceTimer);
@@ -500,19 +690,91 @@ export class StatefulSetSim {
       proc.kill('SIGKILL');
       await exited;
     }
+    this.event(`pod ${pod.name}: container stopped (${((Date.now() - started) / 1000).toFixed(2)} s after the stop began)`);
   }
 
-  private terminate(pod: SimPod, why: string, remove: boolean): Promise<void> {
+  /** Hook processes still running, killed by stop(). */
+  private readonly hooks = new Set<ChildProcess>();
+
+  /**
+   * Runs an exec hook in the pod until it exits, the deadline passes, or the container exits (which
+   * in a real pod kills every process in it). Each output line goes into the timeline (bounded).
+   */
+  private runHook(pod: SimPod, command: string[], deadline: number, containerExited: Promise<void>): Promise<HookResult> {
+    const [bin, ...args] = this.argv(command);
+    const started = Date.now();
+    this.event(`pod ${pod.name}: preStop: ${command.join(' ')}`);
+    return new Promise((resolve) => {
+      // its own process group, so that what it starts dies with it
+      const child = spawn(bin as string, args, {
+        env: { ...process.env, ...this.env(pod), QUORUMKV_URL: pod.url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      this.hooks.add(child);
+      const output: string[] = [];
+      let lines = 0;
+      for (const stream of [child.stdout, child.stderr]) {
+        createInterface({ input: stream }).on('line', (line) => {
+          lines++;
+          output.push(line);
+          if (output.length > MAX_HOOK_LINES) output.shift();
+          if (lines <= MAX_HOOK_LINES) this.event(`pod ${pod.name}: preStop| ${line}`);
+          else if (lines === MAX_HOOK_LINES + 1) this.event(`pod ${pod.name}: preStop| (more output not shown in the timeline)`);
+        });
+      }
+      let cutShort: string | undefined;
+      const kill = (why: string) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        cutShort = why;
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {}
+      };
+      const timer = setTimeout(() => kill('the grace period is over'), Math.max(0, deadline - Date.now()));
+      void containerExited.then(() => kill('the container exited'));
+      child.once('error', (err) => {
+        output.push(`cannot run ${bin}: ${err.message}`);
+      });
+      let finished = false;
+      const finish = (code: number | null) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        this.hooks.delete(child);
+        resolve({ code: cutShort ? null : code, ...(cutShort ? { cutShort } : {}), output, durationMs: Date.now() - started });
+      };
+      // 'close' comes once its output is read to the end; a process it left behind holding the
+      // pipes must not hold up the pod, so 'exit' ends it too, a second later.
+      child.once('close', (code) => finish(code));
+      child.once('exit', (code) => {
+        const t = setTimeout(() => finish(code), 1000);
+        t.unref();
+      });
+    });
+  }
+
+  /**
+   * Pod deletion: the pod leaves the client Service's endpoints at once (the endpoints controller
+   * drops a pod with a deletionTimestamp), then kubelet stops its container. `cause` decides what
+   * happens to its volume: with whenScaled: Delete, a pod removed by a scale-down loses its
+   * PersistentVolumeClaim once it is gone (unless a scale-up wants its ordinal back by then);
+   * deleted or replaced pods keep it.
+   */
+  private terminate(pod: SimPod, why: string, cause: 'scale-down' | 'update' | 'delete'): Promise<void> {
     pod.terminating ??= (async () => {
       pod.phase = 'Terminating';
+      pod.terminationReason = why;
       pod.ready = false;
-      this.event(`pod ${pod.name}: terminating (${why})`);
+      this.event(`pod ${pod.name}: terminating (${why}); out of the endpoints of Service ${this.clientService ?? '(none)'}`);
       await this.syncDns();
       await this.stopContainer(pod);
-      if (remove) {
-        pod.phase = 'Deleted';
-        this.event(`pod ${pod.name}: deleted`);
-        await this.syncDns();
+      pod.phase = 'Deleted';
+      this.event(`pod ${pod.name}: deleted`);
+      await this.syncDns();
+      if (cause === 'scale-down' && this.pvcWhenScaled === 'Delete' && pod.ordinal >= this.replicas && !this.stopped) {
+        rmSync(pod.dataDir, { recursive: true, force: true });
+        this.event(`pvc data-${pod.name}: deleted (persistentVolumeClaimRetentionPolicy.whenScaled: Delete)`);
       }
     })();
     return pod.terminating;
@@ -531,6 +793,11 @@ export class StatefulSetSim {
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    for (const h of this.hooks) {
+      try {
+        if (h.pid) process.kill(-h.pid, 'SIGKILL');
+      } catch {}
+    }
     await Promise.all(
       [...this.pods.values()].map(async (p) => {
         if (p.proc && p.running) {
@@ -546,5 +813,6 @@ export class StatefulSetSim {
       }),
     );
     await this.dns?.stop();
+    await this.kubeApi?.stop();
   }
 }

@@ -228,6 +228,8 @@ describe('k8s/ objects agree with each other', () => {
   test('Parallel pod management, rolling updates, a PDB of one, three replicas', () => {
     expect(sts.spec.podManagementPolicy).toBe('Parallel');
     expect(sts.spec.updateStrategy.type).toBe('RollingUpdate');
+    // a scaled-down (decommissioned) member's volume goes; deleting the StatefulSet keeps them all
+    expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Delete', whenDeleted: 'Retain' });
     expect(sts.spec.replicas).toBe(3);
     expect(pdb.spec.maxUnavailable).toBe(1);
     expect(pdb.spec.minAvailable).toBeUndefined(); // one or the other, never both
@@ -396,14 +398,29 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
     for (const p of [startupProbe, livenessProbe]) expect(p.successThreshold ?? 1).toBe(1);
     // The CLI gives up after --timeout-ms (2000 by default): inside every probe's timeout.
     for (const p of [startupProbe, readinessProbe, livenessProbe]) expect(p.timeoutSeconds * 1000).toBeGreaterThan(2000);
+    // A liveness or startup failure kills after 30 s, not after the pod's hour (which is for a
+    // decommission); Kubernetes refuses the field on a readiness probe.
+    for (const p of [startupProbe, livenessProbe]) expect(p.terminationGracePeriodSeconds).toBe(30);
+    expect(readinessProbe.terminationGracePeriodSeconds).toBeUndefined();
   });
 
-  test("preStop's drain fits in the termination grace period with room for in-flight requests", () => {
-    const cmd: string[] = container.lifecycle.preStop.exec.command;
-    const waitMs = Number(cmd[cmd.indexOf('--wait-ms') + 1]);
+  test('the termination grace period covers a decommission of a full volume, and a drain with room for in-flight requests', () => {
+    expect(container.lifecycle.preStop.exec.command).toEqual(['quorumkv', 'prestop']);
+    const graceMs = pod.terminationGracePeriodSeconds * 1000;
+    expect(graceMs).toBe(3600_000);
+    // Decommission: the whole data volume streamed at 1 MiB/s (the rate its comment assumes).
+    const storage: string = sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage;
+    const units: Record<string, number> = { Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+    const m = /^(\d+)(Mi|Gi|Ti)$/.exec(storage);
+    if (!m) throw new Error(`unexpected storage request ${storage}`);
+    const volumeBytes = Number(m[1]) * (units[m[2] as string] as number);
+    expect((volumeBytes / 2 ** 20) * 1000).toBeLessThan(graceMs / 3);
+    // Drain (a restart): the drain command's default wait for endpoints, then in-flight requests.
+    const help = spawnSync(process.execPath, [cli, 'drain', '--help'], { encoding: 'utf8', timeout: 15_000 }).stdout;
+    const waitMs = Number(/--wait-ms <ms>[\s\S]*?\(default: "?(\d+)"?\)/.exec(help)?.[1]);
     expect(waitMs).toBe(5000);
     const requestTimeoutMs = loadConfig({}, podEnv()).requestTimeoutMs;
-    expect(waitMs + requestTimeoutMs).toBeLessThan(pod.terminationGracePeriodSeconds * 1000);
+    expect(waitMs + requestTimeoutMs).toBeLessThan(container.livenessProbe.terminationGracePeriodSeconds * 1000);
   });
 
   test('every QUORUMKV_* variable is a setting of quorumkv serve, and each ConfigMap value parses', () => {

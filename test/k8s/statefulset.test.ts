@@ -3,10 +3,11 @@
 // timeline. timeScale shrinks probe periods, back-off and the grace period to keep the suite fast;
 // FINDINGS.md has the same scenarios at the manifest's own timing (npm run k8s-sim).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { StatefulSetSim, type StatefulSetSimOptions } from '../../scripts/lib/statefulset-sim';
+import { preStopAction, statefulSetReplicas } from '../../src/cli/kube';
 import { mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
 
@@ -142,3 +143,128 @@ test('a hung container fails liveness and kubelet restarts it; it rejoins', asyn
   const w = await put(pod.url, 'after-restart', 1, '?consistency=all');
   expect(w.status).toBe(200);
 }, 120_000);
+
+/** The environment a pod's container really has (what its preStop hook and the node see). */
+function containerEnv(pod: { proc?: { pid?: number } }): Record<string, string> {
+  const pid = pod.proc?.pid;
+  if (!pid) throw new Error('the pod has no container process');
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
+test("a pod reads its StatefulSet's desired replicas from the API server with its ServiceAccount, and they follow scale()", async () => {
+  const s = await run({ podManagementPolicy: 'Parallel', replicas: 1, ipPrefix: '127.44', dnsPort: 15440 });
+  expect(await s.waitFor(() => s.pod(0)?.running === true, 30_000)).toBe(true);
+  const env = containerEnv(s.pod(0) as NonNullable<ReturnType<typeof s.pod>>);
+  // what kubelet injects, with the service-account directory where the simulator mounts it
+  expect(env).toMatchObject({
+    POD_NAME: 'quorumkv-0',
+    KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    KUBERNETES_SERVICE_PORT: String(s.kubeApi?.port),
+    QUORUMKV_SERVICEACCOUNT_DIR: s.kubeApi?.serviceAccountDir,
+  });
+  const ask = () =>
+    statefulSetReplicas({ podName: env.POD_NAME as string, serviceAccountDir: env.QUORUMKV_SERVICEACCOUNT_DIR, env, timeoutMs: 5000 });
+  expect(await ask()).toEqual({ replicas: 1 });
+  s.scale(3);
+  expect(await ask()).toEqual({ replicas: 3 });
+  expect(preStopAction('quorumkv-2', 3).action).toBe('drain');
+  s.scale(2);
+  expect(await ask()).toEqual({ replicas: 2 });
+  expect(s.kubeApi?.requests.map((r) => `${r.status} ${r.user}`)).toEqual(Array(3).fill('200 system:serviceaccount:quorumkv:quorumkv'));
+}, 60_000);
+
+test('scaling down terminates the pod with its preStop and deletes its volume (whenScaled: Delete); a deleted pod keeps its volume', async () => {
+  // maxGraceSeconds bounds the run whatever the preStop does (the manifest's grace period is an hour)
+  const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.45', dnsPort: 15441, maxGraceSeconds: 20 });
+  expect(s.pvcWhenScaled).toBe('Delete');
+  expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
+  const filesIn = (i: number) => (existsSync(s.volumeDir(i)) ? readdirSync(s.volumeDir(i)) : undefined);
+  expect(filesIn(1)?.length).toBeGreaterThan(0);
+  expect(filesIn(2)?.length).toBeGreaterThan(0);
+
+  // kubectl delete pod quorumkv-1: re-created on the same volume
+  const old1 = s.pod(1);
+  await s.deletePod(1);
+  expect(await s.waitFor(() => s.pod(1) !== undefined && s.pod(1) !== old1 && s.allReady(), 60_000)).toBe(true);
+  expect(filesIn(1)?.length).toBeGreaterThan(0);
+  expect(s.timeline.some((l) => l.includes('pvc data-quorumkv-1: deleted'))).toBe(false);
+
+  // kubectl scale --replicas 2: pod 2 leaves the endpoints at once, runs its preStop, goes, and so does its volume
+  const pod2 = s.pod(2) as NonNullable<ReturnType<typeof s.pod>>;
+  s.scale(2);
+  expect(await s.waitFor(() => pod2.phase === 'Terminating', 5_000)).toBe(true);
+  expect(s.readyEndpoints()).not.toContain(pod2.url);
+  expect(await s.waitFor(() => s.pod(2) === undefined && filesIn(2) === undefined, 60_000)).toBe(true);
+  expect(pod2.preStops).toHaveLength(1);
+  const hook = pod2.preStops[0] as NonNullable<(typeof pod2.preStops)[0]>;
+  console.log(
+    `preStop of quorumkv-2: exit code ${hook.code}${hook.cutShort ? ` (${hook.cutShort})` : ''}, ${hook.durationMs} ms:\n${hook.output.join('\n')}`,
+  );
+  const at = (what: string) => s.timeline.findIndex((l) => l.includes(what));
+  const order = [
+    'quorumkv-2: terminating (scaled down to 2 replicas)',
+    'quorumkv-2: preStop: quorumkv prestop',
+    'quorumkv-2: preStop ', // done or failed, with its exit code
+    'quorumkv-2: container stopped',
+    'quorumkv-2: deleted',
+    'pvc data-quorumkv-2: deleted (persistentVolumeClaimRetentionPolicy.whenScaled: Delete)',
+  ].map((w) => [w, at(w)] as const);
+  for (const [what, i] of order) expect({ what, found: i >= 0 }).toEqual({ what, found: true });
+  const indices = order.map(([, i]) => i);
+  expect(indices).toEqual([...indices].sort((a, b) => a - b));
+  // the others stay, Ready, on their volumes
+  expect(states(s)).toEqual(['quorumkv-0:Ready', 'quorumkv-1:Ready']);
+  expect(s.readyEndpoints()).toEqual([(s.pod(0) as { url: string }).url, (s.pod(1) as { url: string }).url]);
+  expect(filesIn(0)?.length).toBeGreaterThan(0);
+  expect(filesIn(1)?.length).toBeGreaterThan(0);
+}, 150_000);
+
+test('a rolling restart replaces every pod once, from the highest ordinal, one at a time, each Ready before the next', async () => {
+  const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.46', dnsPort: 15442, maxGraceSeconds: 20 });
+  expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
+  const before = s.allPods().map((p) => ({ name: p.name, ip: p.ip, revision: p.revision }));
+  const start = Date.now();
+  expect(await s.rollingRestart(150_000)).toBe(true);
+  console.log(`rolling restart of 3 pods: ${((Date.now() - start) / 1000).toFixed(1)} s (probe periods x0.5)`);
+
+  const after = s.allPods();
+  expect(after.map((p) => `${p.name}:${p.ready ? 'Ready' : 'NotReady'}:rev${p.revision}`)).toEqual([
+    'quorumkv-0:Ready:rev2',
+    'quorumkv-1:Ready:rev2',
+    'quorumkv-2:Ready:rev2',
+  ]);
+  for (const [i, p] of after.entries()) expect(p.ip).not.toBe(before[i]?.ip); // each one re-created, once
+  const terminations = s.timeline.filter((l) => l.includes(': terminating ('));
+  expect(terminations.map((l) => /pod (quorumkv-\d): terminating \((.*?)\)/.exec(l)?.slice(1, 3).join(' '))).toEqual([
+    'quorumkv-2 rolling update to revision 2',
+    'quorumkv-1 rolling update to revision 2',
+    'quorumkv-0 rolling update to revision 2',
+  ]);
+  // pod i-1 is terminated only after pod i is back and Ready, and each runs its preStop
+  const at = (what: string, from = 0) => s.timeline.findIndex((l, i) => i >= from && l.includes(what));
+  let cursor = at('rollout restart: revision 2');
+  for (const name of ['quorumkv-2', 'quorumkv-1', 'quorumkv-0']) {
+    const terminating = at(`${name}: terminating (rolling update`, cursor);
+    const created = at(`${name}: created`, terminating);
+    const ready = at(`${name}: Ready`, created);
+    expect({ name, terminating, preStop: at(`${name}: preStop: quorumkv prestop`, terminating) > terminating, created, ready }).toEqual({
+      name,
+      terminating: expect.any(Number),
+      preStop: true,
+      created: expect.any(Number),
+      ready: expect.any(Number),
+    });
+    expect(terminating).toBeGreaterThan(cursor);
+    expect(created).toBeGreaterThan(terminating);
+    expect(ready).toBeGreaterThan(created);
+    cursor = ready;
+  }
+  expect(at('rollout to revision 2: complete')).toBeGreaterThan(cursor);
+  // the restarted cluster serves quorum writes through every pod
+  for (const url of s.readyEndpoints()) expect((await put(url, `after-rollout-${url}`, 1, '?consistency=all')).status).toBe(200);
+}, 200_000);
