@@ -4,8 +4,11 @@
 // FINDINGS.md has the same scenarios at the manifest's own timing (npm run k8s-sim).
 
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { buildReport, formatLoadReport, type OpRecord, startLoad } from '../../scripts/lib/load';
 import { StatefulSetSim, type StatefulSetSimOptions } from '../../scripts/lib/statefulset-sim';
 import { preStopAction, statefulSetReplicas } from '../../src/cli/kube';
 import { mapLimit } from '../helpers/eventually';
@@ -224,13 +227,24 @@ test('scaling down terminates the pod with its preStop and deletes its volume (w
   expect(filesIn(1)?.length).toBeGreaterThan(0);
 }, 150_000);
 
-test('a rolling restart replaces every pod once, from the highest ordinal, one at a time, each Ready before the next', async () => {
+test('a rolling restart under load replaces every pod once, from the highest ordinal, one at a time, each Ready before the next', async () => {
   const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.46', dnsPort: 15442, maxGraceSeconds: 20 });
   expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
   const before = s.allPods().map((p) => ({ name: p.name, ip: p.ip, revision: p.revision }));
+  // quorum writes and reads through the client Service's endpoints all along
+  const load = startLoad({
+    endpoints: () => s.readyEndpoints(),
+    concurrency: 4,
+    keySpace: 500,
+    writeRatio: 0.5,
+    maxOps: 50_000,
+    maxDurationMs: 150_000,
+  });
   const start = Date.now();
-  expect(await s.rollingRestart(150_000)).toBe(true);
-  console.log(`rolling restart of 3 pods: ${((Date.now() - start) / 1000).toFixed(1)} s (probe periods x0.5)`);
+  const rolled = await s.rollingRestart(150_000);
+  const report = await load.stop();
+  console.log(`rolling restart of 3 pods: ${((Date.now() - start) / 1000).toFixed(1)} s (probe periods x0.5)\n${formatLoadReport(report)}`);
+  expect(rolled).toBe(true);
 
   const after = s.allPods();
   expect(after.map((p) => `${p.name}:${p.ready ? 'Ready' : 'NotReady'}:rev${p.revision}`)).toEqual([
@@ -265,6 +279,135 @@ test('a rolling restart replaces every pod once, from the highest ordinal, one a
     cursor = ready;
   }
   expect(at('rollout to revision 2: complete')).toBeGreaterThan(cursor);
+  // no acknowledged write went missing, during the restart or after it (failed requests are
+  // reported above: a rolling restart without failures needs the preStop drain of quorumkv prestop)
+  expect(report.ops).toBeGreaterThan(100);
+  expect(report.falseNotFound).toEqual([]);
+  expect(report.staleReads).toEqual([]);
+  expect(await load.verify(s.readyEndpoints()[0] as string)).toEqual({ checked: report.ackedKeys, lost: [], unverified: [] });
   // the restarted cluster serves quorum writes through every pod
   for (const url of s.readyEndpoints()) expect((await put(url, `after-rollout-${url}`, 1, '?consistency=all')).status).toBe(200);
 }, 200_000);
+
+describe('the load generator (scripts/lib/load.ts) and its checks', () => {
+  const op = (o: Partial<OpRecord> & Pick<OpRecord, 'kind' | 'key' | 'startMs' | 'endMs' | 'status'>): OpRecord => ({
+    endpoint: 'e',
+    ...o,
+  });
+
+  test('a 404 for a key whose write was acknowledged before the GET started is a false not-found; during the write it is not', () => {
+    const r = buildReport(
+      [
+        op({ kind: 'get', key: 'a', startMs: 0, endMs: 5, status: 404 }), // never written yet: fine
+        op({ kind: 'put', key: 'a', startMs: 10, endMs: 20, status: 200, version: '100.0@n1' }),
+        op({ kind: 'get', key: 'a', startMs: 15, endMs: 25, status: 404 }), // concurrent with the write: fine
+        op({ kind: 'get', key: 'a', startMs: 21, endMs: 30, status: 404 }), // after the ack: false
+        op({ kind: 'get', key: 'b', startMs: 21, endMs: 30, status: 404 }), // never written: fine
+      ],
+      1000,
+      'stopped',
+    );
+    expect(r.get).toEqual({ ok: 0, notFound: 4, failed: 0 });
+    expect(r.falseNotFound).toEqual([{ key: 'a', endpoint: 'e', getStartMs: 21, ackedVersion: '100.0@n1', ackedEndMs: 20 }]);
+    expect(r.staleReads).toEqual([]);
+  });
+
+  test('a read of an older version than an acknowledged one is stale; versions order by wall time, counter, node', () => {
+    const r = buildReport(
+      [
+        op({ kind: 'put', key: 'k', startMs: 0, endMs: 10, status: 200, version: '100.0@n2' }),
+        op({ kind: 'put', key: 'k', startMs: 5, endMs: 12, status: 200, version: '100.1@n1' }),
+        op({ kind: 'get', key: 'k', startMs: 11, endMs: 20, status: 200, version: '100.0@n2' }), // newest acked then: fine
+        op({ kind: 'get', key: 'k', startMs: 13, endMs: 20, status: 200, version: '100.0@n2' }), // 100.1@n1 acked: stale
+        op({ kind: 'get', key: 'k', startMs: 14, endMs: 20, status: 200, version: '101.0@n0' }), // newer: fine
+        op({ kind: 'get', key: 'k', startMs: 14, endMs: 20, status: 200, version: '100.1@n0' }), // same wall and counter, node n0 < n1: stale
+      ],
+      1000,
+      'stopped',
+    );
+    expect(r.staleReads.map((a) => `${a.getStartMs} ${a.readVersion} < ${a.ackedVersion}`)).toEqual([
+      '13 100.0@n2 < 100.1@n1',
+      '14 100.1@n0 < 100.1@n1',
+    ]);
+  });
+
+  test('failures are counted by reason and by second; a window counts its own ops but knows earlier writes', () => {
+    const records = [
+      op({ kind: 'put', key: 'x', startMs: 100, endMs: 200, status: 200, version: '1.0@n1' }),
+      op({ kind: 'put', key: 'y', startMs: 1100, endMs: 1200, status: 503, failure: '503 quorum_not_met' }),
+      op({ kind: 'get', key: 'y', startMs: 1300, endMs: 1400, status: 0, failure: 'network ECONNREFUSED' }),
+      op({ kind: 'get', key: 'x', startMs: 2100, endMs: 2200, status: 404 }),
+    ];
+    const all = buildReport(records, 2500, 'maxOps');
+    expect(all.failuresByReason).toEqual({ 'put 503 quorum_not_met': 1, 'get network ECONNREFUSED': 1 });
+    expect(all.perSecond).toEqual([
+      { second: 0, putOk: 1, putFailed: 0, getOk: 0, getFailed: 0 },
+      { second: 1, putOk: 0, putFailed: 1, getOk: 0, getFailed: 1 },
+      { second: 2, putOk: 0, putFailed: 0, getOk: 1, getFailed: 0 },
+    ]);
+    const step = buildReport(records, 2500, 'maxOps', { fromMs: 2000, toMs: 2500 });
+    expect({ ops: step.ops, put: step.put, get: step.get, ackedKeys: step.ackedKeys }).toEqual({
+      ops: 1,
+      put: { ok: 0, failed: 0 },
+      get: { ok: 0, notFound: 1, failed: 0 },
+      ackedKeys: 0,
+    });
+    expect(step.falseNotFound.map((a) => a.key)).toEqual(['x']); // the write of step 1 is known in step 2
+    expect(step.perSecond).toEqual([{ second: 2, putOk: 0, putFailed: 0, getOk: 1, getFailed: 0 }]);
+  });
+
+  test('against a server that forgets keys: the load reports false not-founds and verify() lists the lost writes', async () => {
+    const store = new Map<string, { value: unknown; version: string }>();
+    let counter = 0;
+    let forget = false;
+    const server = createServer((req, res) => {
+      const key = decodeURIComponent((req.url ?? '').replace(/^\/kv\//, '').replace(/\?.*$/, ''));
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.method === 'PUT') {
+          const version = `${1_000_000 + counter++}.0@fake`;
+          if (req.headers['content-type'] !== 'application/json') return void res.writeHead(415).end('{}');
+          store.set(key, { value: JSON.parse(body).value, version });
+          return void res.end(JSON.stringify({ key, version }));
+        }
+        const rec = forget && key.endsWith('7') ? undefined : store.get(key);
+        if (!rec) return void res.writeHead(404).end(JSON.stringify({ error: { code: 'not_found' } }));
+        res.end(JSON.stringify({ key, value: rec.value, version: rec.version }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const load = startLoad({
+        endpoints: () => [url],
+        concurrency: 4,
+        keySpace: 50,
+        writeRatio: 0.5,
+        maxOps: 2000,
+        maxDurationMs: 20_000,
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      forget = true; // from now on the keys ending in 7 are "lost"
+      const report = await load.done;
+      console.log(formatLoadReport(report));
+      expect(report.stoppedBecause).toBe('maxOps');
+      expect(report.ops).toBe(2000);
+      expect(report.falseNotFound.length).toBeGreaterThan(0);
+      expect(new Set(report.falseNotFound.map((a) => a.key.at(-1)))).toEqual(new Set(['7']));
+      expect(report.staleReads).toEqual([]);
+      const verified = await load.verify(url);
+      expect(verified.checked).toBe(report.ackedKeys);
+      expect(verified.lost.map((l) => l.key).sort()).toEqual(['load-17', 'load-27', 'load-37', 'load-47', 'load-7']);
+      expect(verified.unverified).toEqual([]);
+      forget = false;
+      expect((await load.verify(url)).lost).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
