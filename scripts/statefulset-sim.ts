@@ -5,11 +5,19 @@
 //   delete-pod       delete pod 1 while writers run through pods 0 and 2; count acked and lost writes
 //   kill             SIGKILL the process in pod 2: kubelet restarts the container
 //   hang             SIGSTOP the process in pod 1: liveness fails, kubelet restarts it
+//   scale            under load: 3 -> 5 (scale-up: the new members bootstrap), then 5 -> 3 (scale-down:
+//                    the preStop of pods 4 and 3 decommissions them, their volumes are deleted)
+//   rolling-restart  under load: kubectl rollout restart, highest ordinal first, one pod at a time
+// The two load scenarios run quorum PUTs and GETs through the client Service's ready endpoints all
+// along (--concurrency, --keys, --write-ratio), and print per step: requests failed and why, second by
+// second, GETs that said 404 for an acknowledged key or returned an older version, whether every
+// member reports the same ring, and at the end every acknowledged key read back (lost writes).
 // Every run is bounded by --timeout-s (default 180) and stops its processes by PID at the end.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { formatLoadReport, type LoadHandle, startLoad } from './lib/load';
 import { type Policy, StatefulSetSim } from './lib/statefulset-sim';
 
 function arg(name: string, fallback: string): string {
@@ -29,6 +37,82 @@ async function request(method: string, url: string, body?: unknown): Promise<num
     return res.status;
   } catch {
     return 0;
+  }
+}
+
+/** The ring checksum each ready member reports, and whether they agree. */
+async function ringAgreement(sim: StatefulSetSim): Promise<string> {
+  const seen: string[] = [];
+  for (const url of sim.readyEndpoints()) {
+    try {
+      const res = await fetch(`${url}/ring`, { signal: AbortSignal.timeout(5000) });
+      const body = (await res.json()) as { checksum?: string; members?: Array<{ id: string }> };
+      seen.push(`${url.replace(/^http:\/\//, '')}: ${body.checksum} (${body.members?.map((m) => m.id).join(',')})`);
+    } catch (err) {
+      seen.push(`${url}: ${(err as Error).message}`);
+    }
+  }
+  const checksums = new Set(seen.map((l) => l.split(': ')[1]?.split(' ')[0]));
+  return `ring: ${checksums.size === 1 ? 'all agree' : 'DISAGREE'}\n  ${seen.join('\n  ')}`;
+}
+
+/** Runs `steps` under one continuous load, printing each step's part of the load report and the ring. */
+async function underLoad(
+  sim: StatefulSetSim,
+  timeoutMs: number,
+  summary: string[],
+  steps: Array<{ name: string; run: () => Promise<boolean> }>,
+): Promise<void> {
+  const settleMs = Number(arg('settle-s', '5')) * 1000;
+  const load: LoadHandle = startLoad({
+    endpoints: () => sim.readyEndpoints(),
+    concurrency: Number(arg('concurrency', '4')),
+    keySpace: Number(arg('keys', '2000')),
+    writeRatio: Number(arg('write-ratio', '0.5')),
+    maxOps: Number(arg('max-ops', '1000000')),
+    maxDurationMs: timeoutMs,
+  });
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  print(`load: second 0 of its report is +${(sim.elapsedMs() / 1000).toFixed(2)}s of the timeline`);
+  try {
+    const all = [{ name: 'baseline (no change)', run: () => new Promise<boolean>((r) => setTimeout(() => r(true), settleMs)) }, ...steps];
+    for (const step of all) {
+      const fromMs = load.elapsedMs();
+      const t = Date.now();
+      const ok = await step.run();
+      const took = `${((Date.now() - t) / 1000).toFixed(1)} s`;
+      if (step !== all[0]) await new Promise((r) => setTimeout(r, settleMs)); // let it settle, still under load
+      const toMs = load.elapsedMs();
+      const r = load.report({ fromMs, toMs });
+      const ring = await ringAgreement(sim);
+      print(`\n== ${step.name}: ${ok ? 'done' : 'NOT DONE'} in ${took} (+${settleMs / 1000} s settling)\n${formatLoadReport(r)}\n${ring}`);
+      summary.push(
+        `${step.name}: ${ok ? 'done' : 'NOT DONE'} in ${took}; ${r.ops} ops, failed: ${r.put.failed} puts, ${r.get.failed} gets; ` +
+          `false 404s ${r.falseNotFound.length}, stale reads ${r.staleReads.length}; ${ring.split('\n')[0]}`,
+      );
+      if (!ok) break;
+    }
+  } finally {
+    const total = await load.stop();
+    print(`\n== whole run\n${formatLoadReport(total)}`);
+    summary.push(`whole run: ${formatLoadReport(total).split('\n').join('\n  ')}`);
+    const via = sim.readyEndpoints()[0];
+    if (via) {
+      for (const consistency of ['quorum', 'all'] as const) {
+        const v = await load.verify(via, { consistency });
+        summary.push(
+          `read back at consistency=${consistency} via ${via}: ${v.checked} acknowledged keys, ${v.lost.length} lost, ${v.unverified.length} unreadable` +
+            v.lost
+              .slice(0, 10)
+              .map((l) => `\n  lost: ${l.key}: expected ${l.expected}, got ${l.got}`)
+              .join('') +
+            v.unverified
+              .slice(0, 5)
+              .map((u) => `\n  unreadable: ${u.key}: ${u.reason}`)
+              .join(''),
+        );
+      }
+    } else summary.push('no ready endpoint left to read back through');
   }
 }
 
@@ -101,6 +185,18 @@ async function main(): Promise<void> {
       summary.push(
         `pod ${ordinal} after ${scenario}: restarted and Ready again: ${back}, ${((Date.now() - sent) / 1000).toFixed(1)} s after the signal`,
       );
+    } else if (scenario === 'scale') {
+      const up = Number(arg('to', '5'));
+      const down = Number(arg('back-to', String(sim.replicas)));
+      await underLoad(sim, timeoutMs, summary, [
+        { name: `scale ${sim.replicas} -> ${up}`, run: () => sim.scaleAndWait(up, timeoutMs) },
+        { name: `scale ${up} -> ${down}`, run: () => sim.scaleAndWait(down, timeoutMs) },
+      ]);
+      for (let i = down; i < up; i++)
+        summary.push(`volume of quorumkv-${i} after the scale-down: ${existsSync(sim.volumeDir(i)) ? 'KEPT' : 'deleted'}`);
+      summary.push(...sim.timeline.filter((l) => /: preStop (done|failed)|pvc .*: deleted/.test(l)));
+    } else if (scenario === 'rolling-restart') {
+      await underLoad(sim, timeoutMs, summary, [{ name: 'rollout restart', run: () => sim.rollingRestart(timeoutMs) }]);
     }
   } finally {
     await sim.stop();

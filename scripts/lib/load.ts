@@ -411,7 +411,7 @@ export function buildReport(
 /** A few lines for a person: counts, failures by reason, the seconds with failures, the anomalies. */
 export function formatLoadReport(r: LoadReport): string {
   const lines = [
-    `${r.ops} ops in ${(r.durationMs / 1000).toFixed(1)} s (stopped: ${r.stoppedBecause}); ` +
+    `${r.ops} ops in ${(r.durationMs / 1000).toFixed(1)} s${r.stoppedBecause === 'running' ? '' : ` (stopped: ${r.stoppedBecause})`}; ` +
       `put ${r.put.ok} ok / ${r.put.failed} failed; get ${r.get.ok} ok, ${r.get.notFound} not found / ${r.get.failed} failed; ` +
       `${r.ackedKeys} keys acknowledged`,
     `latency ms: put p50 ${r.latencyMs.put.p50.toFixed(1)} p99 ${r.latencyMs.put.p99.toFixed(1)} max ${r.latencyMs.put.max.toFixed(1)}; ` +

@@ -231,6 +231,11 @@ export class StatefulSetSim {
 
   // ---- bookkeeping ---------------------------------------------------------------------------------
 
+  /** Milliseconds since the simulation was created: the clock of the timeline. */
+  elapsedMs(): number {
+    return Date.now() - this.startedAt;
+  }
+
   private event(line: string): void {
     const t = ((Date.now() - this.startedAt) / 1000).toFixed(2).padStart(7);
     const entry = `+${t}s ${line}`;
