@@ -227,6 +227,26 @@ test('scaling down terminates the pod with its preStop and deletes its volume (w
   expect(filesIn(1)?.length).toBeGreaterThan(0);
 }, 150_000);
 
+test('under OrderedReady a scale-down terminates the highest ordinal first and the next only once it is gone', async () => {
+  const s = await run({ podManagementPolicy: 'OrderedReady', ipPrefix: '127.47', dnsPort: 15443, maxGraceSeconds: 20 });
+  expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
+  s.scale(1);
+  expect(await s.waitFor(() => s.allPods().length === 1 && s.allReady(), 60_000)).toBe(true);
+  const at = (what: string) => s.timeline.findIndex((l) => l.includes(what));
+  const order = [
+    'quorumkv-2: terminating (scaled down to 1 replicas)',
+    'quorumkv-2: deleted',
+    'pvc data-quorumkv-2: deleted',
+    'quorumkv-1: terminating (scaled down to 1 replicas)',
+    'quorumkv-1: deleted',
+    'pvc data-quorumkv-1: deleted',
+  ].map((w) => [w, at(w)] as const);
+  for (const [what, i] of order) expect({ what, found: i >= 0 }).toEqual({ what, found: true });
+  const indices = order.map(([, i]) => i);
+  expect(indices).toEqual([...indices].sort((a, b) => a - b));
+  expect(existsSync(s.volumeDir(0))).toBe(true);
+}, 120_000);
+
 test('a rolling restart under load replaces every pod once, from the highest ordinal, one at a time, each Ready before the next', async () => {
   const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.46', dnsPort: 15442, maxGraceSeconds: 20 });
   expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
