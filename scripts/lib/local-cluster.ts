@@ -184,7 +184,7 @@ export class LocalCluster {
     await this.waitFormed();
   }
 
-  /** Resolves once every running node knows every member, sees it alive, and agrees on the ring. */
+  /** Resolves once every running node knows every member, sees it alive and normal (no join under way), and agrees on the ring. */
   async waitFormed(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const want = this.nodes.length;
@@ -195,8 +195,11 @@ export class LocalCluster {
           .map(async (n) => {
             try {
               const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
-              const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string }> };
-              return body.members.length === want && body.members.every((m) => m.state === 'alive') ? body.ring_checksum : undefined;
+              const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string; status: string }> };
+              const members = body.members.filter((m) => m.status !== 'removed');
+              return members.length === want && members.every((m) => m.state === 'alive' && m.status === 'normal')
+                ? body.ring_checksum
+                : undefined;
             } catch {
               return undefined;
             }

@@ -13,8 +13,9 @@ import { type ConsistencyParams, type Operation, requiredReplicas } from '../cor
 import { isExpired, type JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
 import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
-import { BadMessageError, QuorumError } from '../node/errors';
+import { BadMessageError, NotServingError, QuorumError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
+import { MoveRefused } from '../node/movement';
 import type { Node, WriteResult } from '../node/node';
 import { HttpError, sendError } from './errors';
 import { createInternalHandler, INTERNAL_PREFIX } from './internal';
@@ -53,6 +54,43 @@ function repairStatus(node: Node): Record<string, unknown> {
     errors: p.errors,
     hints_pending: node.hints.pending(),
   };
+}
+
+function moveStatus(node: Node): Record<string, unknown> {
+  const p = node.movement.progress;
+  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+  return {
+    status: node.memberStatus(),
+    move:
+      p.kind === undefined && p.phase === undefined
+        ? null
+        : {
+            kind: p.kind ?? null,
+            target: p.target ?? null,
+            phase: p.phase ?? null,
+            replacing: p.replacing,
+            started_at: iso(p.startedAtMs),
+            finished_at: iso(p.finishedAtMs),
+            ranges_total: p.rangesTotal,
+            ranges_done: p.rangesDone,
+            records_streamed: p.recordsStreamed,
+            bytes_streamed: p.bytesStreamed,
+            waiting_for: p.waitingFor ?? null,
+            error: p.error ?? null,
+          },
+  };
+}
+
+/** A move runs in the background; its outcome is read from /admin/move (a refusal is a 409 now). */
+function startMove(begin: () => Promise<void>): void {
+  let running: Promise<void>;
+  try {
+    running = begin();
+  } catch (err) {
+    if (err instanceof MoveRefused) throw new HttpError(409, 'conflict', err.message);
+    throw err;
+  }
+  running.catch(() => {}); // failures are in /admin/move and the log
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -222,6 +260,27 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.get('/admin/repair', (_req, res) => {
     res.json(repairStatus(node));
   });
+  app.post('/admin/decommission', (req, res) => {
+    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
+      throw new HttpError(403, 'forbidden', 'decommission is accepted from this pod (loopback) or with the cluster token');
+    }
+    const already = node.movement.busy() && node.movement.progress.kind === 'leave';
+    startMove(() => node.movement.decommission());
+    res.status(202).json({ started: !already, ...moveStatus(node) });
+  });
+  app.post('/admin/removenode', json, (req, res) => {
+    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
+      throw new HttpError(403, 'forbidden', 'removenode is accepted from this pod (loopback) or with the cluster token');
+    }
+    const body = (req.body ?? {}) as { id?: unknown; force?: unknown };
+    if (typeof body.id !== 'string' || body.id === '') throw new HttpError(400, 'invalid_body', 'removenode needs {"id": "<member id>"}');
+    const id = body.id;
+    startMove(() => node.movement.removeNode(id, body.force === true));
+    res.status(202).json({ started: true, ...moveStatus(node) });
+  });
+  app.get('/admin/move', (_req, res) => {
+    res.json(moveStatus(node));
+  });
   app.get('/peers', (_req, res) => {
     res.json(node.peers());
   });
@@ -230,11 +289,14 @@ export function createHandler(opts: AppOptions): RequestListener {
     const d = node.discoveryStatus();
     res.json({
       id: s.id,
+      status: s.status,
       ring_checksum: s.ring,
+      ring_stable: node.placement().stable,
       members: node.membership.view().map((m) => ({
         id: m.id,
         address: m.address,
-        status: m.status,
+        status: m.id === s.id ? s.status : m.status,
+        ...(m.progress !== undefined && (m.status === 'joining' || m.status === 'leaving') ? { progress: m.progress } : {}),
         state: m.liveness,
         phi: Number(m.phi.toFixed(3)),
         generation: m.generation,
@@ -252,12 +314,15 @@ export function createHandler(opts: AppOptions): RequestListener {
     });
   });
   app.get('/ring', (_req, res) => {
-    const ring = node.currentRing();
+    const placement = node.placement();
+    const ring = placement.next;
     const n = node.config.replicationFactor;
     const primary = ring.primaryOwnership();
     const replica = ring.replicaOwnership(n);
     res.json({
-      checksum: ring.checksum(),
+      checksum: placement.checksum(),
+      stable: placement.stable,
+      moving: Object.fromEntries(placement.moving),
       vnodes: ring.vnodes,
       replication_factor: n,
       members: ring.members.map((id) => ({
@@ -379,6 +444,7 @@ export function createHandler(opts: AppOptions): RequestListener {
       });
     }
     if (err instanceof BadMessageError) return sendError(res, 400, 'bad_request', err.message);
+    if (err instanceof NotServingError) return sendError(res, 503, 'not_serving', err.message, { status: node.memberStatus() });
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.too.large') {
       rejected.inc({ reason: 'body_too_large' });

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'forbidden'
   | 'quorum_not_met'
   | 'overloaded'
+  | 'not_serving'
+  | 'conflict'
   | 'internal';
 
 export function sendError(res: Response, status: number, code: ErrorCode, message: string, details: Record<string, unknown> = {}): void {

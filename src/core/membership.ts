@@ -10,8 +10,24 @@
 import assert from './assert';
 import { ArrivalWindow, type Liveness, livenessOf, type PhiOptions } from './phi';
 
-/** What a member publishes about itself. `normal`: a full member of the ring. */
-export type MemberStatus = 'normal';
+/**
+ * Where a member stands in the ring (see core/placement.ts for what each means to reads and writes):
+ * - `joining`: takes writes for the ranges it will own while it streams them in; not read from yet;
+ * - `normal`: a full replica;
+ * - `leaving`: streaming its ranges out to their next owners; takes no new writes, not read from;
+ * - `removed`: left the cluster (decommissioned, or removed by `removenode`). Final for this
+ *   incarnation: kept in the table so that no stale gossip brings the member back.
+ */
+export type MemberStatus = 'joining' | 'normal' | 'leaving' | 'removed';
+export const MEMBER_STATUSES: readonly MemberStatus[] = ['joining', 'normal', 'leaving', 'removed'];
+
+/**
+ * A status another member publishes on behalf of a dead one (`removenode`) must win over anything
+ * the dead incarnation said: its heartbeat jumps this far (about 31 years of 1 s beats), and the
+ * final `removed` takes the largest heartbeat there is.
+ */
+export const PROXY_HEARTBEAT_BUMP = 1_000_000_000;
+export const FINAL_HEARTBEAT = Number.MAX_SAFE_INTEGER;
 
 export interface MemberEntry {
   readonly id: string;
@@ -22,6 +38,8 @@ export interface MemberEntry {
   /** Bumped by the member every heartbeat interval while it runs. */
   readonly heartbeat: number;
   readonly status: MemberStatus;
+  /** Share (0..1) of the current join or decommission's streaming done, while joining or leaving. */
+  readonly progress?: number;
 }
 
 export interface Digest {
@@ -47,7 +65,8 @@ export function isMemberEntry(e: unknown): e is MemberEntry {
     Number.isSafeInteger(o.generation) &&
     Number.isSafeInteger(o.heartbeat) &&
     (o.heartbeat as number) >= 0 &&
-    o.status === 'normal'
+    MEMBER_STATUSES.includes(o.status as MemberStatus) &&
+    (o.progress === undefined || (typeof o.progress === 'number' && o.progress >= 0 && o.progress <= 1))
   );
 }
 
@@ -58,6 +77,25 @@ export interface MergeResult {
   restarted: Array<{ entry: MemberEntry; previousAddress: string }>;
   /** Entries that claim this node's id but are not this incarnation (a duplicate --node-id). */
   impostors: MemberEntry[];
+  /** Members whose status changed (joining, normal, leaving, removed), with the status before. */
+  statusChanged: Array<{ entry: MemberEntry; previous: MemberStatus }>;
+  /**
+   * Entries refused because the member was removed and they do not come from a fresh join: a
+   * node back on the volume of a member that left must not rejoin with its stale data.
+   */
+  refused: MemberEntry[];
+  /** This node's id was removed from the cluster (an earlier incarnation's, or this one's). */
+  selfRemoved: MemberEntry | undefined;
+}
+
+/**
+ * A removed member stays removed: a newer entry for its id is taken only from a fresh incarnation
+ * that joins from scratch (a new generation, status joining), or is itself a removal.
+ */
+function acceptable(incoming: MemberEntry, known: MemberEntry | undefined): boolean {
+  if (known?.status !== 'removed') return true;
+  if (incoming.status === 'removed') return true;
+  return incoming.status === 'joining' && incoming.generation > known.generation;
 }
 
 export interface MemberView extends MemberEntry {
@@ -99,21 +137,53 @@ export class MemberTable {
     this.selfEntry = { ...this.selfEntry, heartbeat: this.selfEntry.heartbeat + 1 };
   }
 
+  /** This node's status changes: a new heartbeat carries it, so gossip spreads it as news. */
+  setStatus(status: MemberStatus, progress?: number): MemberEntry {
+    const { progress: _old, ...rest } = this.selfEntry;
+    this.selfEntry = { ...rest, status, heartbeat: this.selfEntry.heartbeat + 1, ...(progress === undefined ? {} : { progress }) };
+    return this.selfEntry;
+  }
+
+  /** Streaming progress of this node's move; rides along with the next heartbeat. */
+  setProgress(progress: number): void {
+    this.selfEntry = { ...this.selfEntry, progress: Math.max(0, Math.min(1, progress)) };
+  }
+
+  /**
+   * `removenode`: publishes a status on behalf of a member that is down for good. Its heartbeat
+   * jumps past anything the dead incarnation said (`removed` is final for that incarnation).
+   */
+  setStatusOf(id: string, status: 'leaving' | 'removed', nowMs: number): MemberEntry {
+    const known = this.others.get(id);
+    assert(known !== undefined && id !== this.selfEntry.id, 'a proxy status is for another known member');
+    const heartbeat = status === 'removed' ? FINAL_HEARTBEAT : Math.min(FINAL_HEARTBEAT - 1, known.heartbeat + PROXY_HEARTBEAT_BUMP);
+    const { progress: _old, ...rest } = known;
+    const entry: MemberEntry = { ...rest, status, heartbeat: Math.max(heartbeat, known.heartbeat) };
+    this.merge([entry], nowMs);
+    return this.others.get(id) as MemberEntry;
+  }
+
   get(id: string): MemberEntry | undefined {
     return id === this.selfEntry.id ? this.selfEntry : this.others.get(id);
   }
 
-  /** Every member, this node included, sorted by id. */
+  /** Every entry, this node's and removed members' included, sorted by id (what gossip spreads). */
   all(): MemberEntry[] {
     return [this.selfEntry, ...this.others.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  ids(): string[] {
-    return this.all().map((m) => m.id);
+  /** The members that have not been removed, this node included (unless it was), sorted by id. */
+  members(): MemberEntry[] {
+    return this.all().filter((m) => m.status !== 'removed');
   }
 
+  ids(): string[] {
+    return this.members().map((m) => m.id);
+  }
+
+  /** Members not removed. */
   size(): number {
-    return this.others.size + 1;
+    return this.members().length;
   }
 
   /** The member currently at `address`, if any. */
@@ -157,17 +227,23 @@ export class MemberTable {
 
   /** Keeps every entry that is newer than what this node had; a fresh heartbeat counts as an arrival. */
   merge(entries: readonly MemberEntry[], nowMs: number): MergeResult {
-    const result: MergeResult = { added: [], restarted: [], impostors: [] };
+    const result: MergeResult = { added: [], restarted: [], impostors: [], statusChanged: [], refused: [], selfRemoved: undefined };
     for (const e of entries) {
       if (e.id === this.selfEntry.id) {
-        if (e.generation !== this.selfEntry.generation || e.address !== this.selfEntry.address) {
+        if (e.status === 'removed') result.selfRemoved = e;
+        else if (e.generation !== this.selfEntry.generation || e.address !== this.selfEntry.address) {
           if (isNewer(e, this.selfEntry)) result.impostors.push(e);
         }
         continue;
       }
       const known = this.others.get(e.id);
       if (!isNewer(e, known)) continue;
+      if (!acceptable(e, known)) {
+        result.refused.push(e);
+        continue;
+      }
       this.others.set(e.id, e);
+      if (known && known.status !== e.status) result.statusChanged.push({ entry: e, previous: known.status });
       const notice = this.shutDown.get(e.id);
       if (notice && isNewer(e, notice)) this.shutDown.delete(e.id); // it is running again
       if (!known) {
@@ -186,10 +262,18 @@ export class MemberTable {
    * Members remembered from disk at start-up: in the ring at once, heartbeat 0 so any gossip about
    * them is newer. Their failure clocks start now: one that never speaks is convicted in time.
    */
-  restore(entries: readonly Omit<MemberEntry, 'heartbeat' | 'status'>[], nowMs: number): void {
+  restore(entries: readonly (Omit<MemberEntry, 'heartbeat' | 'status'> & { status?: MemberStatus })[], nowMs: number): void {
     for (const e of entries) {
       if (e.id === this.selfEntry.id || this.others.has(e.id)) continue;
-      this.others.set(e.id, { ...e, heartbeat: 0, status: 'normal' });
+      // a removal is final: remembered with the heartbeat that makes it so
+      const status = e.status ?? 'normal';
+      this.others.set(e.id, {
+        id: e.id,
+        address: e.address,
+        generation: e.generation,
+        status,
+        heartbeat: status === 'removed' ? FINAL_HEARTBEAT : 0,
+      });
       const w = new ArrivalWindow(this.opts);
       w.heartbeat(nowMs);
       this.windows.set(e.id, w);
@@ -214,7 +298,7 @@ export class MemberTable {
 
   liveness(id: string, nowMs: number): Liveness {
     if (id === this.selfEntry.id) return 'alive';
-    if (this.shutDown.has(id)) return 'down';
+    if (this.shutDown.has(id) || this.others.get(id)?.status === 'removed') return 'down';
     return livenessOf(this.phi(id, nowMs), this.opts.convictThreshold);
   }
 

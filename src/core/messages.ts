@@ -3,14 +3,55 @@
 import type { Digest, MemberEntry } from './membership';
 import type { StoredRecord } from './record';
 
-/** A join: "here I am"; the reply carries the whole member table, so one hello teaches everything. */
+/**
+ * A join: "here I am"; the reply carries the whole member table, so one hello teaches everything.
+ * With `probe`, the receiver only answers (a node with a fresh data directory looks at the cluster
+ * before it decides whether to start one or join it) and does not take the sender in.
+ */
 export interface HelloMessage {
   readonly type: 'hello';
   readonly from: MemberEntry;
+  readonly probe?: boolean;
 }
 export interface HelloReply {
   readonly member: MemberEntry;
   readonly members: MemberEntry[];
+  /** The receiver has a fresh data directory and has not decided yet whether to start or join. */
+  readonly undecided?: boolean;
+}
+
+/**
+ * A move (join, decommission, removenode) announcing itself: the receiver merges `entries` and
+ * answers with the placement it now computes; the mover waits until every member computes its own.
+ */
+export interface RingStateMessage {
+  readonly type: 'ring-state';
+  readonly from: string;
+  readonly entries: MemberEntry[];
+}
+export interface RingStateReply {
+  /** Placement checksum (core/placement.ts) after the merge. */
+  readonly placement: string;
+  /** The receiver's entries of members that are joining or leaving (so the mover learns of others). */
+  readonly moving: MemberEntry[];
+}
+
+/** A position in ring order: every record with a token up to and including `token` has been sent. */
+export type StreamCursor = number;
+
+/** Streaming, one page: records of the range (lo, hi] after `after`, in ring order. */
+export interface StreamRangeMessage {
+  readonly type: 'stream-range';
+  readonly lo: number;
+  readonly hi: number;
+  readonly after?: StreamCursor;
+  readonly maxRecords: number;
+  readonly maxBytes: number;
+}
+export interface StreamRangeReply {
+  readonly records: Array<[string, StoredRecord]>;
+  /** Where the next page starts; absent when the range is done. */
+  readonly next?: StreamCursor;
 }
 
 /** Gossip round, first leg (Cassandra's SYN): the sender's digests. */
@@ -143,7 +184,9 @@ export type Message =
   | ReadMessage
   | AeRootsMessage
   | AeLevelMessage
-  | AeKeysMessage;
+  | AeKeysMessage
+  | RingStateMessage
+  | StreamRangeMessage;
 export type MessageType = Message['type'];
 
 interface Replies {
@@ -158,6 +201,8 @@ interface Replies {
   'ae-roots': AeRootsReply;
   'ae-level': AeLevelReply;
   'ae-keys': AeKeysReply;
+  'ring-state': RingStateReply;
+  'stream-range': StreamRangeReply;
 }
 
 export type ReplyOf<M extends Message> = Replies[M['type']];
@@ -174,4 +219,6 @@ export const MESSAGE_TYPES: readonly MessageType[] = [
   'ae-roots',
   'ae-level',
   'ae-keys',
+  'ring-state',
+  'stream-range',
 ];

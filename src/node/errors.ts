@@ -34,3 +34,8 @@ export class QuorumError extends Error {
 export class BadMessageError extends Error {
   override name = 'BadMessageError';
 }
+
+/** This node cannot coordinate requests (not yet a member, left the cluster, or its data is stale): 503. */
+export class NotServingError extends Error {
+  override name = 'NotServingError';
+}

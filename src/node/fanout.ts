@@ -27,14 +27,22 @@ export function describeFailure(err: unknown): string {
   return `error: ${String(err)}`;
 }
 
+/**
+ * Calls every replica; decides on the replies of the `counted` ones only (all of them when omitted):
+ * a write also goes to replicas that are still being streamed their range, whose acks must not
+ * count toward W (core/placement.ts).
+ */
 export function gather<T>(
   replicas: readonly string[],
   need: number,
   call: (replica: string) => Promise<T>,
   clock: Clock,
   timeoutMs: number,
+  counted?: ReadonlySet<string>,
 ): Promise<Gathered<T>> {
-  if (replicas.length < need || replicas.length === 0) {
+  const counts = (r: string) => counted === undefined || counted.has(r);
+  const countedTotal = replicas.filter(counts).length;
+  if (countedTotal < need || replicas.length === 0) {
     // Decided before anything is sent: failed if too few replicas, trivially ok if none is needed.
     const empty = { replies: [], failures: [] };
     return Promise.resolve({ outcome: need <= 0 ? 'ok' : 'failed', ...empty, settled: Promise.resolve(empty) });
@@ -43,6 +51,8 @@ export function gather<T>(
     const replies: Array<{ replica: string; value: T }> = [];
     const failures: ReplicaFailure[] = [];
     const done = new Set<string>();
+    const tally = () =>
+      writeOutcome(replies.filter((r) => counts(r.replica)).length, failures.filter((f) => counts(f.replica)).length, countedTotal, need);
     let decided = false;
     let resolveSettled: (v: { replies: typeof replies; failures: ReplicaFailure[] }) => void = () => {};
     const settled = new Promise<{ replies: typeof replies; failures: ReplicaFailure[] }>((r) => {
@@ -56,7 +66,7 @@ export function gather<T>(
 
     const timer = clock.setTimer(timeoutMs, () => {
       const late = replicas.filter((r) => !done.has(r)).map((replica) => ({ replica, reason: `timeout: no reply within ${timeoutMs} ms` }));
-      if (!decided) decide(writeOutcome(replies.length, failures.length, replicas.length, need) === 'ok' ? 'ok' : 'failed', late);
+      if (!decided) decide(tally() === 'ok' ? 'ok' : 'failed', late);
       failures.push(...late);
       for (const l of late) done.add(l.replica);
       resolveSettled({ replies, failures });
@@ -68,7 +78,7 @@ export function gather<T>(
         resolveSettled({ replies, failures });
       }
       if (decided) return;
-      const outcome = writeOutcome(replies.length, failures.length, replicas.length, need);
+      const outcome = tally();
       if (outcome !== 'pending') decide(outcome);
     };
 

@@ -4,11 +4,19 @@
 
 import type { Clock, TimerId } from '../core/clock';
 import type { Logger } from '../core/log';
-import { isMemberEntry, type MemberEntry, type MembershipOptions, MemberTable, type MemberView } from '../core/membership';
-import type { GossipMessage, GossipPushMessage, HelloMessage, ReplyOf, ShutdownMessage } from '../core/messages';
+import {
+  isMemberEntry,
+  type MemberEntry,
+  type MemberStatus,
+  type MembershipOptions,
+  MemberTable,
+  type MemberView,
+} from '../core/membership';
+import type { GossipMessage, GossipPushMessage, HelloMessage, ReplyOf, RingStateMessage, ShutdownMessage } from '../core/messages';
 import type { Liveness } from '../core/phi';
+import { Placement } from '../core/placement';
 import { jittered, type Random, randomInt } from '../core/random';
-import { Ring } from '../core/ring';
+import type { Ring } from '../core/ring';
 import type { Discovery } from '../discovery/discovery';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
@@ -17,6 +25,7 @@ import { BadMessageError } from './errors';
 
 export interface MembershipConfig {
   vnodes: number;
+  replicationFactor: number;
   heartbeatIntervalMs: number;
   gossipIntervalMs: number;
   phiConvictThreshold: number;
@@ -40,7 +49,7 @@ export interface MembershipDeps {
 }
 
 /** What the member table persists: enough to rebuild the ring at start-up. */
-export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation'>;
+export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation'> & { status?: MemberStatus };
 
 export interface DiscoveryStatus {
   provider: string;
@@ -53,13 +62,25 @@ export interface DiscoveryStatus {
 }
 
 function storable(entries: MemberEntry[], selfId: string): StoredMember[] {
-  return entries.filter((e) => e.id !== selfId).map(({ id, address, generation }) => ({ id, address, generation }));
+  return entries.filter((e) => e.id !== selfId).map(({ id, address, generation, status }) => ({ id, address, generation, status }));
+}
+
+/** What the node is told when the cluster's view of it changes under it. */
+export interface MembershipEvents {
+  /** The cluster says this node's id was removed (this incarnation, or one before it). */
+  selfRemoved(entry: MemberEntry): void;
 }
 
 export class Membership {
   readonly table: MemberTable;
-  private ringCache: Ring;
+  private placementCache: Placement;
   private running = false;
+  /**
+   * False until this node has said who it is (a node with a fresh data directory first looks at the
+   * cluster, then starts one or joins it): until then it gossips nothing and takes nobody in.
+   */
+  private announced: boolean;
+  events: MembershipEvents | undefined;
   private heartbeatTimer: TimerId | undefined;
   private gossipTimer: TimerId | undefined;
   private discoveryTimer: TimerId | undefined;
@@ -84,7 +105,9 @@ export class Membership {
     restored: readonly StoredMember[],
     private readonly config: MembershipConfig,
     private readonly deps: MembershipDeps,
+    announced = true,
   ) {
+    this.announced = announced;
     const opts: MembershipOptions = {
       convictThreshold: config.phiConvictThreshold,
       windowSize: 1000,
@@ -93,7 +116,7 @@ export class Membership {
     };
     this.table = new MemberTable(self, opts);
     this.table.restore(restored, deps.clock.nowMs());
-    this.ringCache = new Ring(this.table.ids(), config.vnodes);
+    this.placementCache = this.computePlacement();
     this.discoveryBackoffMs = config.discoveryIntervalMs;
     this.gossipRounds = deps.metrics?.counter('quorumkv_gossip_rounds_total', 'Gossip exchanges started, by outcome');
     this.convictions = deps.metrics?.counter('quorumkv_member_state_changes_total', 'Failure-detector verdict changes, by new state');
@@ -104,8 +127,54 @@ export class Membership {
     });
   }
 
+  /** The ring keys are written to (the one the moves under way lead to). */
   get ring(): Ring {
-    return this.ringCache;
+    return this.placementCache.next;
+  }
+
+  get placement(): Placement {
+    return this.placementCache;
+  }
+
+  private computePlacement(): Placement {
+    return new Placement(
+      this.announced ? this.table.members() : this.table.members().filter((m) => m.id !== this.table.selfId),
+      this.config.vnodes,
+      this.config.replicationFactor,
+    );
+  }
+
+  isAnnounced(): boolean {
+    return this.announced;
+  }
+
+  /**
+   * This node's status changes (it starts, joins, finishes joining, leaves): persisted by the caller,
+   * spread by gossip (and pushed to every member by a move's confirmation round).
+   */
+  async setStatus(status: MemberStatus, progress?: number): Promise<MemberEntry> {
+    this.announced = true;
+    const entry = this.table.setStatus(status, progress);
+    this.placementCache = this.computePlacement();
+    this.deps.log.info({ status, placement: this.placementCache.checksum() }, 'this node is now ' + status);
+    return entry;
+  }
+
+  /** removenode: a status published on behalf of a member that is down for good. */
+  async setStatusOf(id: string, status: 'leaving' | 'removed'): Promise<MemberEntry> {
+    const entry = this.table.setStatusOf(id, status, this.deps.clock.nowMs());
+    this.placementCache = this.computePlacement();
+    this.deps.log.info({ member: id, status, placement: this.placementCache.checksum() }, `member ${id} is now ${status} (removenode)`);
+    await this.persist();
+    return entry;
+  }
+
+  setProgress(progress: number): void {
+    this.table.setProgress(progress);
+  }
+
+  private persist(): Promise<void> {
+    return this.deps.store.putMeta('members', storable(this.table.all(), this.table.selfId));
   }
 
   start(): void {
@@ -148,7 +217,7 @@ export class Membership {
   livePeers(): string[] {
     const now = this.deps.clock.nowMs();
     return this.table
-      .all()
+      .members()
       .filter((m) => m.id !== this.table.selfId && this.table.liveness(m.id, now) !== 'down')
       .map((m) => m.address);
   }
@@ -171,7 +240,7 @@ export class Membership {
   /** Members not marked down, this node included. */
   liveCount(): number {
     const now = this.deps.clock.nowMs();
-    return this.table.all().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
+    return this.table.members().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
   }
 
   /**
@@ -207,7 +276,7 @@ export class Membership {
     const { transport } = this.deps;
     const { id, generation, heartbeat } = this.table.self();
     const now = this.deps.clock.nowMs();
-    const peers = this.table.all().filter((m) => m.id !== id && this.table.liveness(m.id, now) !== 'down');
+    const peers = this.table.members().filter((m) => m.id !== id && this.table.liveness(m.id, now) !== 'down');
     await Promise.all(
       peers.map((m) =>
         transport.send(m.address, { type: 'shutdown', from: { id, generation, heartbeat } }, this.timeoutMs()).catch(() => undefined),
@@ -233,7 +302,17 @@ export class Membership {
   /** Merges entries heard from peers: rebuilds the ring when ids change, persists what must survive. */
   private async absorb(entries: readonly unknown[]): Promise<void> {
     const valid = entries.filter(isMemberEntry);
-    const { added, restarted, impostors } = this.table.merge(valid, this.deps.clock.nowMs());
+    const { added, restarted, impostors, statusChanged, refused, selfRemoved } = this.table.merge(valid, this.deps.clock.nowMs());
+    if (selfRemoved) this.events?.selfRemoved(selfRemoved);
+    for (const e of refused) {
+      this.deps.log.warn(
+        { member: e.id, address: e.address, generation: e.generation, status: e.status },
+        'refused a member that was removed from the cluster: it must join again with an empty data directory',
+      );
+    }
+    for (const { entry, previous } of statusChanged) {
+      this.deps.log.info({ member: entry.id, from: previous, to: entry.status }, `member is now ${entry.status}`);
+    }
     for (const e of impostors) {
       this.deps.log.error(
         { id: e.id, address: e.address, generation: e.generation },
@@ -246,16 +325,70 @@ export class Membership {
         this.deps.log.info({ member: entry.id, from: previousAddress, to: entry.address }, 'member restarted at a new address');
       } else this.deps.log.info({ member: entry.id, generation: entry.generation }, 'member restarted');
     }
-    if (added.length > 0) {
-      this.ringCache = new Ring(this.table.ids(), this.config.vnodes);
-      this.deps.log.info({ members: this.table.size(), ring: this.ringCache.checksum() }, 'ring changed');
+    const before = this.placementCache.checksum();
+    if (added.length > 0 || restarted.length > 0 || statusChanged.length > 0) {
+      this.placementCache = this.computePlacement();
+      if (this.placementCache.checksum() !== before) {
+        this.deps.log.info({ members: this.table.size(), placement: this.placementCache.checksum() }, 'ring changed');
+      }
     }
-    if (added.length > 0 || restarted.length > 0) await this.deps.store.putMeta('members', storable(this.table.all(), this.table.selfId));
+    if (added.length > 0 || restarted.length > 0 || statusChanged.length > 0) await this.persist();
   }
 
   onHello(msg: HelloMessage): Promise<ReplyOf<HelloMessage>> {
     if (!isMemberEntry(msg.from)) throw new BadMessageError('hello needs from: {id, address, generation, heartbeat, status}');
+    if (!this.announced) return Promise.resolve({ member: this.table.self(), members: [], undecided: true });
+    if (msg.probe) return Promise.resolve({ member: this.table.self(), members: this.table.all() });
     return this.absorb([msg.from]).then(() => ({ member: this.table.self(), members: this.table.all() }));
+  }
+
+  /** A move's confirmation round: take its entries, say what placement this node computes now. */
+  async onRingState(msg: RingStateMessage): Promise<ReplyOf<RingStateMessage>> {
+    if (!Array.isArray(msg.entries)) throw new BadMessageError('ring-state needs entries');
+    await this.absorb(msg.entries);
+    const moving = this.table.members().filter((m) => m.status === 'joining' || m.status === 'leaving');
+    return { placement: this.placementCache.checksum(), moving };
+  }
+
+  /**
+   * A node with a fresh data directory looks before it leaps: asks every discovery candidate for its
+   * member table without announcing itself (hello probes).
+   */
+  async probe(): Promise<{ entries: MemberEntry[]; undecided: number; unanswered: string[] }> {
+    const { discovery, transport } = this.deps;
+    const found = await discovery.candidates();
+    this.candidates = found.addresses;
+    this.candidatesFetched = true;
+    this.problems = found.problems;
+    const self = this.table.self();
+    const entries = new Map<string, MemberEntry>();
+    const unanswered: string[] = [];
+    let undecided = 0;
+    await Promise.all(
+      found.addresses
+        .filter((a) => a !== self.address)
+        .map(async (address) => {
+          try {
+            const r = await transport.send(address, { type: 'hello', from: self, probe: true }, this.timeoutMs());
+            if (r.undecided) undecided++;
+            for (const e of [r.member, ...(r.members ?? [])]) {
+              if (!isMemberEntry(e) || (r.undecided && e.id === r.member?.id)) continue;
+              const known = entries.get(e.id);
+              if (!known || e.generation > known.generation || (e.generation === known.generation && e.heartbeat > known.heartbeat))
+                entries.set(e.id, e);
+            }
+          } catch {
+            unanswered.push(address);
+          }
+        }),
+    );
+    this.firstRoundDone = true;
+    return { entries: [...entries.values()], undecided, unanswered };
+  }
+
+  /** Merges entries learned outside gossip (a move's confirmation replies, a probe's answer). */
+  learn(entries: readonly unknown[]): Promise<void> {
+    return this.absorb(entries);
   }
 
   onGossip(msg: GossipMessage): ReplyOf<GossipMessage> {
@@ -314,7 +447,7 @@ export class Membership {
     const { random, clock } = this.deps;
     const now = clock.nowMs();
     this.updateVerdicts(now);
-    const others = this.table.all().filter((m) => m.id !== this.table.selfId);
+    const others = this.table.members().filter((m) => m.id !== this.table.selfId);
     const live = others.filter((m) => this.table.liveness(m.id, now) !== 'down');
     const unreachable = others.filter((m) => this.table.liveness(m.id, now) === 'down');
     const seeds = this.candidates.filter((a) => a !== this.table.self().address);
@@ -359,7 +492,7 @@ export class Membership {
     const expected = this.config.expectedMembers;
     const now = this.deps.clock.nowMs();
     if (expected !== undefined) {
-      const alive = this.table.all().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
+      const alive = this.table.members().filter((m) => this.table.liveness(m.id, now) !== 'down').length;
       if (alive < expected) return false;
     }
     if (!this.candidatesFetched) return false;
@@ -409,7 +542,8 @@ export class Membership {
       toGreet.map(async (address) => {
         try {
           const reply = await transport.send(address, { type: 'hello', from: this.table.self() }, this.timeoutMs());
-          await this.absorb([reply.member, ...(reply.members ?? [])]);
+          // a node still deciding whether to start or join a cluster is not a member yet
+          if (!reply.undecided) await this.absorb([reply.member, ...(reply.members ?? [])]);
         } catch (err) {
           log.debug({ address, err: String(err) }, 'discovery: candidate did not answer');
         }

@@ -11,8 +11,9 @@ import type { ReadinessInput, StartupInput } from '../core/health';
 import { Hlc } from '../core/hlc';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
-import type { MemberEntry } from '../core/membership';
+import type { MemberEntry, MemberStatus } from '../core/membership';
 import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, WriteMessage } from '../core/messages';
+import type { Placement } from '../core/placement';
 import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
 import type { Ring } from '../core/ring';
@@ -22,10 +23,11 @@ import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
 import { AntiEntropy, type AntiEntropyConfig } from './anti-entropy';
 import { Compaction } from './compaction';
-import { BadMessageError, QuorumError } from './errors';
+import { BadMessageError, NotServingError, QuorumError } from './errors';
 import { gather, type ReplicaFailure } from './fanout';
 import { type HintConfig, HintedHandoff } from './hints';
 import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
+import { Movement, type MovementConfig } from './movement';
 
 /** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
 const MAX_BATCH_RECORDS = 10_000;
@@ -43,6 +45,8 @@ export interface RepairConfig {
 }
 
 export interface NodeConfig extends MembershipConfig {
+  /** Streaming of joins and decommissions (defaults in Node.create). */
+  movement?: Partial<Pick<MovementConfig, 'pageRecords' | 'pageBytes' | 'concurrentRanges' | 'retryMs' | 'formationGraceMs' | 'mustJoin'>>;
   /** Stable identity (pod name); survives restarts and address changes. */
   id: string;
   /** host:port where peers reach this node. */
@@ -94,7 +98,29 @@ export interface ReadResult {
 interface NodeMeta {
   id: string;
   generation: number;
+  /**
+   * This node's own status; `undecided` while a fresh data directory has not yet started or joined
+   * a cluster. Absent in data directories from before statuses existed: those were normal members.
+   */
+  status?: MemberStatus | 'undecided';
+  /** The generation at which this data directory became a member (started a cluster or joined one). */
+  memberSince?: number;
+  /** When it left (decommissioned), for the message that refuses to start on it again. */
+  removedAtMs?: number;
 }
+
+/** The data directory belongs to a member that left the cluster: its data is stale. */
+export class StaleDataError extends Error {}
+
+/** Defaults for streaming: pages of 2,000 records or 1 MiB, four ranges at once. */
+const MOVEMENT_DEFAULTS = {
+  pageRecords: 2000,
+  pageBytes: 1 << 20,
+  concurrentRanges: 4,
+  retryMs: 500,
+  formationGraceMs: 30_000,
+  mustJoin: false,
+} as const;
 
 export class Node {
   readonly id: string;
@@ -105,6 +131,10 @@ export class Node {
   readonly hints: HintedHandoff;
   readonly antiEntropy: AntiEntropy;
   readonly compaction: Compaction;
+  readonly movement: Movement;
+  /** Set when this node learns its data is stale (its id was removed): it stops serving. */
+  private staleReason: string | undefined;
+  private readonly staleListeners: Array<(reason: string) => void> = [];
 
   private readonly hlc: Hlc;
   private readonly readRepairs: Counter | undefined;
@@ -117,14 +147,18 @@ export class Node {
     private readonly deps: NodeDeps,
     generation: number,
     knownMembers: StoredMember[],
+    private meta: NodeMeta,
   ) {
     this.id = config.id;
     this.address = config.address;
     this.generation = generation;
     this.startedAtMs = deps.clock.nowMs();
     this.hlc = new Hlc(config.id);
-    const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status: 'normal' };
-    this.membership = new Membership(self, knownMembers, config, deps);
+    const decided = meta.status !== 'undecided';
+    const status: MemberStatus = meta.status === undefined || meta.status === 'undecided' ? 'normal' : meta.status;
+    const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status };
+    this.membership = new Membership(self, knownMembers, config, deps, decided);
+    this.membership.events = { selfRemoved: (e) => this.onSelfRemoved(e) };
     const { store, clock, log, transport, metrics } = deps;
     const internodeMs = config.requestTimeoutMs;
     this.hints = new HintedHandoff(
@@ -139,6 +173,25 @@ export class Node {
         tombstoneGraceMs: config.repair.tombstoneGraceMs,
       },
       { clock, transport, store, log, membership: this.membership, metrics, apply: (key, record) => this.apply(key, record) },
+    );
+    this.movement = new Movement(
+      {
+        ...MOVEMENT_DEFAULTS,
+        ...config.movement,
+        requestTimeoutMs: config.requestTimeoutMs,
+        tombstoneGraceMs: config.repair.tombstoneGraceMs,
+      },
+      {
+        clock,
+        random: deps.random,
+        transport,
+        store,
+        log,
+        membership: this.membership,
+        metrics,
+        apply: (key, record) => this.apply(key, record),
+        saveStatus: (st, extra) => this.saveStatus(st, extra),
+      },
     );
     this.compaction = new Compaction(
       { tombstoneGraceMs: config.repair.tombstoneGraceMs, tickMs: config.repair.compactionTickMs },
@@ -166,10 +219,58 @@ export class Node {
           'start with that --node-id, or point --data-dir elsewhere',
       );
     }
+    if (meta?.status === 'removed') {
+      const when = meta.removedAtMs ? ` on ${new Date(meta.removedAtMs).toISOString()}` : '';
+      throw new StaleDataError(
+        `the data directory holds the data of ${config.id}, which left the cluster${when} (decommissioned or removed): ` +
+          'its data is stale and must not be served again. To join the cluster as a new member, empty the data directory ' +
+          '(in Kubernetes: delete the PersistentVolumeClaim of this pod) and start again.',
+      );
+    }
     const generation = Math.max(deps.clock.nowMs(), (meta?.generation ?? 0) + 1);
-    await deps.store.putMeta('node', { id: config.id, generation } satisfies NodeMeta);
+    // a fresh directory (no meta, or one that never got to decide) looks at the cluster first
+    const status: NodeMeta['status'] = meta === undefined ? 'undecided' : (meta.status ?? 'normal');
+    const next: NodeMeta = { ...meta, id: config.id, generation, status };
+    await deps.store.putMeta('node', next);
     const known = deps.store.getMeta<StoredMember[]>('members') ?? [];
-    return new Node(config, deps, generation, known);
+    return new Node(config, deps, generation, known, next);
+  }
+
+  private async saveStatus(status: MemberStatus, extra: { memberSince?: number } = {}): Promise<void> {
+    this.meta = {
+      ...this.meta,
+      status,
+      ...(extra.memberSince !== undefined ? { memberSince: extra.memberSince } : {}),
+      ...(status === 'removed' ? { removedAtMs: this.deps.clock.nowMs() } : {}),
+    };
+    await this.deps.store.putMeta('node', this.meta);
+  }
+
+  /**
+   * The cluster says this id was removed. Stale only if that removal is of this data directory's
+   * membership (a fresh directory joining under a removed id is a new member, not stale data).
+   */
+  private onSelfRemoved(entry: MemberEntry): void {
+    if (this.staleReason || this.meta.status === 'undecided' || this.meta.status === 'removed') return;
+    const since = this.meta.memberSince ?? 0;
+    if (entry.generation < since) return;
+    this.staleReason =
+      `the cluster removed ${this.id} (removenode) while this data directory was its volume: its data is stale and ` +
+      'must not be served. To join again as a new member, empty the data directory (in Kubernetes: delete the ' +
+      "pod's PersistentVolumeClaim) and start again.";
+    this.deps.log.error({ generation: entry.generation }, this.staleReason);
+    this.stop();
+    for (const l of this.staleListeners) l(this.staleReason);
+  }
+
+  /** Called once if the node finds out its data is stale (it then stops serving; the process should exit). */
+  onStale(listener: (reason: string) => void): void {
+    this.staleListeners.push(listener);
+  }
+
+  /** This node's status in the ring (joining, normal, leaving, removed), or undecided before it started or joined one. */
+  memberStatus(): MemberStatus | 'undecided' {
+    return this.membership.isAnnounced() ? this.membership.table.self().status : 'undecided';
   }
 
   /** The HTTP server is listening (or has stopped). */
@@ -212,25 +313,46 @@ export class Node {
     };
   }
 
-  /** Starts the background loops: heartbeat, gossip, discovery. */
+  /**
+   * Starts the background loops: heartbeat, gossip, discovery, repair. A node with a fresh data
+   * directory first decides whether to start a cluster or join one (it joins in the background);
+   * one whose join or decommission was cut short goes on with it.
+   */
   start(): void {
     this.deps.log.info(
       {
         id: this.id,
         address: this.address,
         generation: this.generation,
+        status: this.memberStatus(),
         members: this.membership.table.size(),
         discovery: this.deps.discovery.name,
       },
       'node started',
     );
-    this.membership.start();
-    this.hints.start();
-    this.antiEntropy.start();
-    this.compaction.start();
+    this.stopped = false;
+    const loops = () => {
+      if (this.stopped) return;
+      this.membership.start();
+      this.hints.start();
+      this.antiEntropy.start();
+      this.compaction.start();
+    };
+    if (this.membership.isAnnounced()) {
+      loops();
+      this.movement.resume();
+    } else {
+      this.movement.bootstrap().then(loops, (err: unknown) => {
+        if (!this.stopped) this.deps.log.error({ err: String(err) }, 'could not start or join a cluster');
+      });
+    }
   }
 
+  private stopped = false;
+
   stop(): void {
+    this.stopped = true;
+    this.movement.stop();
     this.membership.stop();
     this.hints.stop();
     this.antiEntropy.stop();
@@ -291,6 +413,10 @@ export class Node {
         return this.antiEntropy.onLevel(msg) as ReplyOf<M>;
       case 'ae-keys':
         return this.antiEntropy.onKeys(msg) as ReplyOf<M>;
+      case 'ring-state':
+        return (await this.membership.onRingState(msg)) as ReplyOf<M>;
+      case 'stream-range':
+        return this.movement.onStreamRange(msg) as ReplyOf<M>;
       default:
         throw new BadMessageError(`unknown message type ${JSON.stringify((msg as { type: unknown }).type)}`);
     }
@@ -355,8 +481,22 @@ export class Node {
     return this.deps.transport.send(address, msg, timeoutMs);
   }
 
+  /** The replicas a write of `key` goes to (the ring the moves under way lead to). */
   preferenceList(key: string): string[] {
-    return this.membership.ring.preferenceList(key, this.config.replicationFactor);
+    return this.membership.placement.replicas(key).write;
+  }
+
+  placement(): Placement {
+    return this.membership.placement;
+  }
+
+  /** Refuses client requests a node cannot coordinate yet (or any more). */
+  private checkCoordinating(): void {
+    if (this.staleReason) throw new NotServingError(this.staleReason);
+    if (!this.membership.isAnnounced()) {
+      throw new NotServingError('this node has a fresh data directory and has not yet started or joined a cluster');
+    }
+    if (this.membership.table.self().status === 'removed') throw new NotServingError('this node left the cluster (decommissioned)');
   }
 
   /** Writes `value`; with `ttlMs` it expires that long after the write (by the coordinator's clock). */
@@ -386,17 +526,24 @@ export class Node {
   }
 
   private async write(key: string, record: StoredRecord, w = this.config.writeQuorum): Promise<WriteResult> {
-    const replicas = this.preferenceList(key);
+    this.checkCoordinating();
+    const placed = this.membership.placement.replicas(key);
+    const replicas = placed.write;
     const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const msg: WriteMessage = { type: 'write', key, record };
     // Sloppy quorum: each replica known to be down gets a live substitute from further round the
     // ring, which keeps the write as a hint for it and counts toward W.
-    const substitutes = this.config.repair.sloppyQuorum ? this.substitutes(key, replicas, down.length) : [];
+    // (only for replicas whose acks count: a joining replica that is down gets a plain hint)
+    const downCounted = down.filter((d) => placed.stable.includes(d.replica));
+    const substitutes = this.config.repair.sloppyQuorum ? this.substitutes(key, replicas, downCounted.length) : [];
     const hintedOn: Record<string, string> = {};
     substitutes.forEach((sub, i) => {
-      hintedOn[(down[i] as ReplicaFailure).replica] = sub;
+      hintedOn[(downCounted[i] as ReplicaFailure).replica] = sub;
     });
+    // W counts the replicas that held the key's range before the moves under way and still will,
+    // and substitutes standing in for them (core/placement.ts)
+    const counted = new Set([...placed.stable, ...substitutes]);
     const targets = [...ask, ...substitutes];
     const call = (id: string) => {
       const target = Object.keys(hintedOn).find((r) => hintedOn[r] === id);
@@ -406,7 +553,7 @@ export class Node {
         return { applied: true };
       });
     };
-    const g = await gather(targets, w, call, this.deps.clock, timeoutMs);
+    const g = await gather(targets, w, call, this.deps.clock, timeoutMs, placed.pending.length > 0 ? counted : undefined);
     const failures = [...down.filter((d) => !(d.replica in hintedOn)), ...g.failures];
     this.countFailures('write', failures);
     // Replicas that did not take the write get a hint here, once their calls have settled.
@@ -434,7 +581,9 @@ export class Node {
   }
 
   async get(key: string, r = this.config.readQuorum): Promise<ReadResult> {
-    const replicas = this.preferenceList(key);
+    this.checkCoordinating();
+    // read only the replicas that hold the key's range: not one still being streamed it
+    const replicas = this.membership.placement.replicas(key).stable;
     const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const started = this.deps.clock.nowMs();
@@ -482,14 +631,23 @@ export class Node {
   }
 
   /** What /health and the CLI report about this node. */
-  status(): { id: string; address: string; generation: number; uptimeMs: number; members: number; ring: string } {
+  status(): {
+    id: string;
+    address: string;
+    generation: number;
+    uptimeMs: number;
+    members: number;
+    ring: string;
+    status: MemberStatus | 'undecided';
+  } {
     return {
       id: this.id,
       address: this.address,
       generation: this.generation,
       uptimeMs: this.deps.clock.nowMs() - this.startedAtMs,
       members: this.membership.table.size(),
-      ring: this.membership.ring.checksum(),
+      ring: this.membership.placement.checksum(),
+      status: this.memberStatus(),
     };
   }
 }

@@ -59,6 +59,8 @@ export interface SimOptions {
   compactionTickMs?: number;
   /** Hints kept per target; 0 turns hinted handoff off. */
   maxHintsPerNode?: number;
+  /** `new` (default): fresh data directories that form a cluster; `existing`: members restarting. */
+  members?: 'new' | 'existing';
   /** One-way network latency: min + an exponential tail with this mean. */
   latency?: { minMs: number; meanExtraMs: number };
   /** Largest offset of a node's wall clock from true time. */
@@ -80,6 +82,8 @@ export interface SimNode {
   /** Discovery lookups this node made. */
   discoveryLookups: number;
   random: Random;
+  /** Decommissioned or removed: no longer a member (its store is no replica of anything). */
+  left: boolean;
 }
 
 export interface RunResult {
@@ -112,7 +116,6 @@ export class Simulation {
   readonly opts: Required<Omit<SimOptions, 'trace'>> & { trace: boolean };
   private readonly faultRandom: Random;
   private readonly workloadRandom: Random;
-  private readonly ring: Ring;
   /** Fault starts and ends still to come; heal() cancels them. */
   private faultEvents: SimEvent[] = [];
 
@@ -136,6 +139,7 @@ export class Simulation {
       tombstoneGraceMs: 24 * 3600 * 1000,
       maxHintsPerNode: 100_000,
       compactionTickMs: 1000,
+      members: 'new',
       latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
@@ -150,32 +154,43 @@ export class Simulation {
       this.opts.trace ? (l) => this.trace(l) : undefined,
       this.opts.latency,
     );
-    const skews = this.opts.faults.includes('skew');
-    for (let i = 0; i < this.opts.nodes; i++) {
-      const random = new SeededRandom(deriveSeed(master));
-      const skew = skews ? randomInt(master, -this.opts.maxSkewMs, this.opts.maxSkewMs) : 0;
-      const address = this.newAddress();
-      const clock = new SimClock(this.scheduler, skew);
-      const store = new SimStore(this.scheduler, new SeededRandom(deriveSeed(master)));
-      const endpoint: Endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
-      this.network.register(address, endpoint);
-      this.nodes.push({
-        id: `n${i + 1}`,
-        address,
-        clock,
-        store,
-        endpoint,
-        node: undefined,
-        booting: undefined,
-        started: false,
-        discoveryLookups: 0,
-        random,
-      });
-    }
-    this.ring = new Ring(
-      this.nodes.map((n) => n.id),
-      64,
-    );
+    this.master = master;
+    for (let i = 0; i < this.opts.nodes; i++) this.addNode();
+  }
+
+  /** Randomness for nodes added later (scale-up): derived from the run's seed like the first ones. */
+  private readonly master: Random;
+
+  /**
+   * A new node (not booted): n1, n2, ... With `members: 'existing'` its store already says it is a
+   * normal member (a cluster restarting), else it is fresh and decides at boot to start or join.
+   */
+  addNode(): SimNode {
+    const master = this.master;
+    const random = new SeededRandom(deriveSeed(master));
+    const skew = this.opts.faults.includes('skew') ? randomInt(master, -this.opts.maxSkewMs, this.opts.maxSkewMs) : 0;
+    const address = this.newAddress();
+    const clock = new SimClock(this.scheduler, skew);
+    const store = new SimStore(this.scheduler, new SeededRandom(deriveSeed(master)));
+    const id = `n${this.nodes.length + 1}`;
+    if (this.opts.members === 'existing') void store.putMeta('node', { id, generation: 0, status: 'normal', memberSince: 0 });
+    const endpoint: Endpoint = { incarnation: 0, state: 'down', inbox: [], handle: () => Promise.reject(new Error('not started')) };
+    this.network.register(address, endpoint);
+    const node: SimNode = {
+      id,
+      address,
+      clock,
+      store,
+      endpoint,
+      node: undefined,
+      booting: undefined,
+      started: false,
+      discoveryLookups: 0,
+      random,
+      left: false,
+    };
+    this.nodes.push(node);
+    return node;
   }
 
   private newAddress(): string {
@@ -224,7 +239,7 @@ export class Simulation {
       this.logCounts.set(msg, (this.logCounts.get(msg) ?? 0) + 1);
       if (this.opts.trace) this.trace(`log ${id} ${level} ${msg} ${JSON.stringify(obj)}`);
     };
-    return { debug() {}, info: line('info'), warn: line('warn'), error: line('error') };
+    return { debug: process.env.QKV_SIM_DEBUG ? line('debug') : () => {}, info: line('info'), warn: line('warn'), error: line('error') };
   }
 
   private nodeConfig(s: SimNode): NodeConfig {
@@ -347,15 +362,18 @@ export class Simulation {
     if (!(await this.runUntilFormed(60_000))) throw new Error(`seed ${this.opts.seed}: cluster did not form`);
   }
 
-  /** Every running node knows every node, sees it alive, and computes the same ring. */
+  /**
+   * Every running node knows every node, sees it alive and normal (no join or leave under way), and
+   * computes the same placement.
+   */
   formed(): boolean {
     const running = this.nodes.filter((s) => s.node);
-    const checksums = new Set(running.map((s) => (s.node as Node).currentRing().checksum()));
+    const checksums = new Set(running.map((s) => (s.node as Node).placement().checksum()));
     return (
       checksums.size === 1 &&
       running.every((s) => {
-        const view = (s.node as Node).membership.view();
-        return view.length === this.nodes.length && view.every((m) => m.liveness === 'alive');
+        const view = (s.node as Node).membership.view().filter((m) => m.status !== 'removed');
+        return view.length === this.members().length && view.every((m) => m.liveness === 'alive' && m.status === 'normal');
       })
     );
   }
@@ -553,8 +571,9 @@ export class Simulation {
     for (const o of this.history) keys.add(o.key);
     for (const s of this.nodes) for (const k of s.store.durableKeys()) keys.add(k);
     const out: FinalState = new Map();
+    const ring = this.finalRing();
     for (const key of [...keys].sort()) {
-      const replicas = this.ring.preferenceList(key, this.opts.n);
+      const replicas = ring.preferenceList(key, this.opts.n);
       out.set(
         key,
         replicas.map((id) => ({ node: id, record: (this.nodes.find((s) => s.id === id) as SimNode).store.durableRecord(key) })),
@@ -563,8 +582,21 @@ export class Simulation {
     return out;
   }
 
+  /** The nodes that have not left the cluster. */
+  members(): SimNode[] {
+    return this.nodes.filter((s) => !s.left);
+  }
+
+  /** The ring of the members that have not left: where every key should be once moves are over. */
+  finalRing(): Ring {
+    return new Ring(
+      this.nodes.filter((s) => !s.left).map((s) => s.id),
+      64,
+    );
+  }
+
   ringChecksums(): Array<{ node: string; checksum: string }> {
-    return this.nodes.filter((s) => s.node).map((s) => ({ node: s.id, checksum: (s.node as Node).currentRing().checksum() }));
+    return this.nodes.filter((s) => s.node).map((s) => ({ node: s.id, checksum: (s.node as Node).placement().checksum() }));
   }
 
   check(): { violations: Violation[]; convergence: ReturnType<typeof convergence> } {

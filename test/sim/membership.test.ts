@@ -105,7 +105,9 @@ describe('gossip membership (simulated)', () => {
       let seconds = 0;
       for (const seed of [1, 2, 3]) {
         // Only node 1's address is given to everyone (like --join): the rest must come by gossip.
-        const sim = new Simulation({ seed, nodes: n, faults: [], discovery: 'first-seed' });
+        // members restarting (not fresh data directories deciding whether to form or join): this
+        // measures gossip alone
+        const sim = new Simulation({ seed, nodes: n, faults: [], discovery: 'first-seed', members: 'existing' });
         const start = sim.scheduler.now;
         await sim.until(Promise.all(sim.nodes.map((s) => sim.boot(s))));
         const complete = () => sim.nodes.every((s) => (s.node as Node).membership.table.size() === n);
@@ -143,6 +145,7 @@ describe('gossip membership (simulated)', () => {
           faults: [],
           phiConvictThreshold: threshold,
           latency: { minMs: 5, meanExtraMs: 200 },
+          members: 'existing',
           // this hour is about the failure detector: background repair would only cost time here
           antiEntropyIntervalMs: 3600 * SECOND,
           compactionTickMs: 600 * SECOND,
