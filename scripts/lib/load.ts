@@ -44,6 +44,8 @@ export interface OpRecord {
   status: number;
   /** Why it failed, when it did: `503 quorum_not_met`, `network ECONNREFUSED`, `timeout`, `no endpoint`. */
   failure?: string;
+  /** The node's message for a failed request (its first 300 characters). */
+  detail?: string;
   /** A PUT's acknowledged version, or the version a GET returned. */
   version?: string;
   /** The value written (PUT) or read (GET). */
@@ -71,6 +73,8 @@ export interface LoadReport {
   get: { ok: number; notFound: number; failed: number };
   /** `put 503 quorum_not_met` → count. */
   failuresByReason: Record<string, number>;
+  /** The first message the node gave for each failure reason, to tell what went wrong. */
+  failureSamples: Record<string, string>;
   /** One bucket per second of the run (by op end), so failures can be lined up with a timeline. */
   perSecond: Array<{ second: number; putOk: number; putFailed: number; getOk: number; getFailed: number }>;
   latencyMs: { put: { p50: number; p99: number; max: number }; get: { p50: number; p99: number; max: number } };
@@ -136,6 +140,7 @@ function percentile(sorted: number[], p: number): number {
 interface Reply {
   status: number;
   failure?: string;
+  detail?: string;
   // biome-ignore lint/suspicious/noExplicitAny: the node's JSON
   body?: any;
 }
@@ -155,10 +160,16 @@ async function call(agent: Agent, method: 'GET' | 'PUT', url: string, timeoutMs:
       parsed = JSON.parse(text);
     } catch {}
     const ok = res.statusCode === 200 || (method === 'GET' && res.statusCode === 404);
-    const code = (parsed as { error?: { code?: string } } | undefined)?.error?.code;
-    return { status: res.statusCode, body: parsed, ...(ok ? {} : { failure: `${res.statusCode}${code ? ` ${code}` : ''}` }) };
+    const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (ok) return { status: res.statusCode, body: parsed };
+    return {
+      status: res.statusCode,
+      body: parsed,
+      failure: `${res.statusCode}${error?.code ? ` ${error.code}` : ''}`,
+      detail: (error?.message ?? text).slice(0, 300),
+    };
   } catch (err) {
-    return { status: 0, failure: networkFailure(err, signal) };
+    return { status: 0, failure: networkFailure(err, signal), detail: (err instanceof Error ? err.message : String(err)).slice(0, 300) };
   }
 }
 
@@ -198,15 +209,19 @@ export function startLoad(opts: LoadOptions): LoadHandle {
       const value = head + 'x'.repeat(Math.max(0, valueBytes - head.length));
       const r = await call(agent, 'PUT', url, timeoutMs, JSON.stringify({ value }));
       const rec: OpRecord = { kind, key, endpoint, startMs, endMs: now(), status: r.status, value };
-      if (r.failure) rec.failure = r.failure;
-      else if (typeof r.body?.version === 'string') rec.version = r.body.version;
+      if (r.failure) {
+        rec.failure = r.failure;
+        if (r.detail) rec.detail = r.detail;
+      } else if (typeof r.body?.version === 'string') rec.version = r.body.version;
       else rec.failure = '200 without a version';
       records.push(rec);
     } else {
       const r = await call(agent, 'GET', url, timeoutMs);
       const rec: OpRecord = { kind, key, endpoint, startMs, endMs: now(), status: r.status };
-      if (r.failure) rec.failure = r.failure;
-      else if (r.status === 200) {
+      if (r.failure) {
+        rec.failure = r.failure;
+        if (r.detail) rec.detail = r.detail;
+      } else if (r.status === 200) {
         rec.version = r.body?.version;
         rec.value = r.body?.value;
       }
@@ -326,6 +341,7 @@ export function buildReport(
     put: { ok: 0, failed: 0 },
     get: { ok: 0, notFound: 0, failed: 0 },
     failuresByReason: {},
+    failureSamples: {},
     perSecond: [],
     latencyMs: { put: { p50: 0, p99: 0, max: 0 }, get: { p50: 0, p99: 0, max: 0 } },
     ackedKeys: 0,
@@ -359,7 +375,9 @@ export function buildReport(
     const bucket = bucketOf(r);
     if (r.failure) {
       report[r.kind].failed++;
-      report.failuresByReason[`${r.kind} ${r.failure}`] = (report.failuresByReason[`${r.kind} ${r.failure}`] ?? 0) + 1;
+      const reason = `${r.kind} ${r.failure}`;
+      report.failuresByReason[reason] = (report.failuresByReason[reason] ?? 0) + 1;
+      if (r.detail && report.failureSamples[reason] === undefined) report.failureSamples[reason] = `${r.endpoint}: ${r.detail}`;
       if (r.kind === 'put') bucket.putFailed++;
       else bucket.getFailed++;
       continue;
@@ -420,6 +438,7 @@ export function formatLoadReport(r: LoadReport): string {
   ];
   const reasons = Object.entries(r.failuresByReason).sort((a, b) => b[1] - a[1]);
   if (reasons.length > 0) lines.push(`failures: ${reasons.map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+  for (const [reason] of reasons) if (r.failureSamples[reason]) lines.push(`  e.g. ${reason}: ${r.failureSamples[reason]}`);
   const bad = r.perSecond.filter((b) => b.putFailed + b.getFailed > 0);
   if (bad.length > 0) {
     lines.push(`seconds with failures: ${bad.map((b) => `+${b.second}s put ${b.putFailed} get ${b.getFailed}`).join('; ')}`);

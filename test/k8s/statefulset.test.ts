@@ -354,12 +354,13 @@ describe('the load generator (scripts/lib/load.ts) and its checks', () => {
   test('failures are counted by reason and by second; a window counts its own ops but knows earlier writes', () => {
     const records = [
       op({ kind: 'put', key: 'x', startMs: 100, endMs: 200, status: 200, version: '1.0@n1' }),
-      op({ kind: 'put', key: 'y', startMs: 1100, endMs: 1200, status: 503, failure: '503 quorum_not_met' }),
+      op({ kind: 'put', key: 'y', startMs: 1100, endMs: 1200, status: 503, failure: '503 quorum_not_met', detail: 'only 1 of 2' }),
       op({ kind: 'get', key: 'y', startMs: 1300, endMs: 1400, status: 0, failure: 'network ECONNREFUSED' }),
       op({ kind: 'get', key: 'x', startMs: 2100, endMs: 2200, status: 404 }),
     ];
     const all = buildReport(records, 2500, 'maxOps');
     expect(all.failuresByReason).toEqual({ 'put 503 quorum_not_met': 1, 'get network ECONNREFUSED': 1 });
+    expect(all.failureSamples).toEqual({ 'put 503 quorum_not_met': 'e: only 1 of 2' });
     expect(all.perSecond).toEqual([
       { second: 0, putOk: 1, putFailed: 0, getOk: 0, getFailed: 0 },
       { second: 1, putOk: 0, putFailed: 1, getOk: 0, getFailed: 1 },
