@@ -2,6 +2,8 @@
 //
 //   npm run sim -- --seeds 10000 [--from 1] [--workers 2] [--nodes 5] [--faults partition,crash,...]
 //   npm run sim -- --seed 1234 --trace       replay one run and print its event trace
+//   npm run sim -- --scenario elastic --seeds 500 [--keys 200] [--concurrent-moves]
+//                                            scale 3 -> 5 -> 3, removenode, a replaced volume
 //
 // Prints a summary: runs, operations, faults injected, violations by checker (with the seeds and a
 // replay command), convergence, and throughput (seeds and operations per minute of wall time).
@@ -37,6 +39,15 @@ function parseArgs(argv: string[]): Args {
   if (get('nodes')) base.nodes = num('nodes', 5);
   if (get('ops')) base.opsPerClient = num('ops', 200);
   if (get('clients')) base.clients = num('clients', 4);
+  if (get('keys')) base.keys = num('keys', 32);
+  if (argv.includes('--concurrent-moves')) base.moveWaitMs = 0;
+  const scenario = get('scenario');
+  if (scenario !== undefined) {
+    if (scenario !== 'steady' && scenario !== 'elastic')
+      throw new Error(`--scenario must be steady or elastic, got ${JSON.stringify(scenario)}`);
+    base.scenario = scenario;
+    if (scenario === 'elastic' && !get('nodes')) base.nodes = 3;
+  }
   if (faults !== undefined) {
     const list = faults === 'none' ? [] : faults.split(',');
     for (const f of list)

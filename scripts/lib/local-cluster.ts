@@ -184,6 +184,34 @@ export class LocalCluster {
     await this.waitFormed();
   }
 
+  /**
+   * A new member on `host` (same port, args and env as the others), not started: with a fresh data
+   * directory under `dataRoot` it joins the cluster when it starts. The seeds are the first nodes'.
+   */
+  addNode(host: string, dataRoot: string): LocalNode {
+    const first = this.nodes[0] as LocalNode;
+    const id = `n${this.nodes.length + 1}`;
+    const node = new LocalNode({
+      ...first.spec,
+      id,
+      host,
+      dataDir: path.join(dataRoot, id),
+      seeds: [...first.spec.seeds, `${host}:${first.spec.port}`],
+    });
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** A node that left the cluster (decommissioned, removed) is no longer counted by waitFormed. */
+  forget(node: LocalNode): void {
+    const i = this.nodes.indexOf(node);
+    if (i >= 0) this.nodes.splice(i, 1);
+    this.retired.push(node);
+  }
+
+  /** Nodes forgotten by forget(): stopAll still stops them. */
+  private readonly retired: LocalNode[] = [];
+
   /** Resolves once every running node knows every member, sees it alive and normal (no join under way), and agrees on the ring. */
   async waitFormed(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -218,6 +246,6 @@ export class LocalCluster {
   }
 
   async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.kill(signal)));
+    await Promise.all([...this.nodes, ...this.retired].map((n) => n.kill(signal)));
   }
 }

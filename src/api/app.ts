@@ -213,6 +213,7 @@ export function createHandler(opts: AppOptions): RequestListener {
       serving: i.serving,
       discovery_tried: i.discoveryTried,
       known_members: i.knownMembers,
+      member_status: i.memberStatus,
     });
   });
   app.get('/health/ready', async (_req, res) => {
@@ -229,6 +230,8 @@ export function createHandler(opts: AppOptions): RequestListener {
       expected_pods: i.expectedPods ?? null,
       live_members: i.liveMembers,
       quorum_members: i.quorumMembers,
+      member_status: i.memberStatus,
+      move_progress: i.moveProgress ?? null,
       replication_factor: node.config.replicationFactor,
     });
   });

@@ -52,7 +52,8 @@ function program(): Command {
         const e = err as NodeJS.ErrnoException;
         const why = e.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use (--port / --host)` : e.message;
         process.stderr.write(`quorumkv serve: cannot start: ${why}\n`);
-        process.exit(1);
+        // 3: the volume of a member that left; starting again will not help, emptying it will
+        process.exit(e.name === 'StaleDataError' ? 3 : 1);
       }
     });
   // loadConfig reads the environment itself (so an error can say which source a bad value came
@@ -136,6 +137,37 @@ function program(): Command {
       process.exit(await repair(o.url, o.range, o.wait, Number(o.timeoutS) * 1000));
     });
 
+  p.command('decommission')
+    .description("Leave the cluster: stream this node's ranges to their next owners, then stop taking part (resumable)")
+    .addOption(urlOption())
+    .option('--no-wait', 'Start it and return')
+    .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long (the decommission goes on in the node)').default('3600'))
+    .action(async (o: { url: string; wait: boolean; timeoutS: string }) => {
+      process.exit(await move(o.url, '/admin/decommission', {}, o.wait, Number(o.timeoutS) * 1000));
+    });
+
+  p.command('removenode')
+    .description('Remove a member that is gone for good: the other replicas rebuild its ranges (run it on any live member)')
+    .argument('<id>', 'The id of the dead member (as `quorumkv status` shows it)')
+    .addOption(urlOption())
+    .option('--force', 'Even if the member is not marked down (only when you know it is gone: a live one would serve stale data)')
+    .option('--no-wait', 'Start it and return')
+    .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long (the removal goes on in the node)').default('3600'))
+    .action(async (id: string, o: { url: string; force?: boolean; wait: boolean; timeoutS: string }) => {
+      process.exit(await move(o.url, '/admin/removenode', { id, force: o.force === true }, o.wait, Number(o.timeoutS) * 1000));
+    });
+
+  p.command('prestop')
+    .description(
+      "Kubernetes preStop: decommission when a scale-down removes this pod (its ordinal >= the StatefulSet's replicas), else drain",
+    )
+    .addOption(urlOption())
+    .addOption(new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .addOption(new Option('--timeout-s <s>', 'Decommission: give up waiting after this long').default('3600'))
+    .action(async (o: { url: string; waitMs: string; timeoutS: string }) => {
+      process.exit(await prestop(o.url, Number(o.waitMs), Number(o.timeoutS) * 1000));
+    });
+
   p.command('status')
     .description('Show the cluster as one node sees it: members, their state, phi and heartbeats')
     .addOption(urlOption())
@@ -145,14 +177,18 @@ function program(): Command {
       if (o.json) return void process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
       const d = c.discovery;
       process.stdout.write(
-        `node ${c.id}, ring ${c.ring_checksum}; discovery ${d.provider}: ${d.complete ? 'complete' : 'searching'}, ` +
-          `${d.known_members} known${d.expected_members ? ` of ${d.expected_members} expected` : ''}\n\n`,
+        `node ${c.id} (${c.status}), ring ${c.ring_checksum}${c.ring_stable ? '' : ' (members joining or leaving)'}; ` +
+          `discovery ${d.provider}: ${d.complete ? 'complete' : 'searching'}, ` +
+          `${d.known_members} known${d.expected_members ? ` of ${d.expected_members} expected` : ''}\n`,
       );
+      const mv = await fetchJson(o.url, '/admin/move');
+      if (mv.move) process.stdout.write(`${moveLine(mv)}\n`);
+      process.stdout.write('\n');
       const rows = (c.members as ClusterMember[]).map((m) => [
         m.id,
         m.address,
         m.state,
-        m.status,
+        m.progress === undefined ? m.status : `${m.status} ${percent(m.progress)}`,
         m.phi.toFixed(2),
         String(m.heartbeat),
         ago(m.last_heartbeat_ms_ago),
@@ -190,6 +226,7 @@ interface ClusterMember {
   address: string;
   state: string;
   status: string;
+  progress?: number;
   phi: number;
   heartbeat: number;
   generation: number;
@@ -245,6 +282,7 @@ async function healthCheck(probe: string, url: string, timeoutMs: number, rule: 
       serving: body.serving === true,
       discoveryTried: body.discovery_tried === true,
       knownMembers: Number(body.known_members),
+      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
     });
   } else {
     const input = {
@@ -255,10 +293,123 @@ async function healthCheck(probe: string, url: string, timeoutMs: number, rule: 
       expectedPods: typeof body.expected_pods === 'number' ? body.expected_pods : undefined,
       liveMembers: Number(body.live_members),
       quorumMembers: Number(body.quorum_members),
+      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
+      ...(typeof body.move_progress === 'number' ? { moveProgress: body.move_progress } : {}),
     };
     verdict = rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
   }
   return { code: verdict.ok ? 0 : 1, line: `${probe}: ${verdict.reason}` };
+}
+
+interface MoveStatus {
+  status: string;
+  move: {
+    kind: string | null;
+    target: string | null;
+    phase: string | null;
+    replacing: boolean;
+    ranges_total: number;
+    ranges_done: number;
+    records_streamed: number;
+    bytes_streamed: number;
+    waiting_for: string | null;
+    error: string | null;
+  } | null;
+}
+
+function moveLine(s: MoveStatus): string {
+  const m = s.move;
+  if (!m) return `status ${s.status}`;
+  const what =
+    m.kind === 'leave'
+      ? 'decommission'
+      : m.kind === 'remove'
+        ? `removenode ${m.target}`
+        : m.replacing
+          ? 'join (replacing its volume)'
+          : 'join';
+  return (
+    `${what}: ${m.phase}, ranges ${m.ranges_done}/${m.ranges_total}, ${m.records_streamed} records (${m.bytes_streamed} bytes) streamed` +
+    (m.waiting_for ? `; waiting for ${m.waiting_for}` : '') +
+    (m.error ? `; error: ${m.error}` : '')
+  );
+}
+
+/**
+ * Starts a decommission or removenode on the node and follows /admin/move until it is done, has
+ * failed, or the deadline passes. The move itself lives in the node: losing this command (or the
+ * connection) does not stop it, and running the command again follows the same move.
+ */
+async function move(url: string, path: string, body: object, wait: boolean, timeoutMs: number): Promise<number> {
+  const base = url.replace(/\/+$/, '');
+  const name = path.slice('/admin/'.length);
+  try {
+    const started = await axios.post(`${base}${path}`, body, { timeout: 10_000, validateStatus: () => true });
+    if (started.status !== 202) {
+      const e = (started.data as { error?: { message?: string } })?.error;
+      process.stderr.write(`quorumkv ${name}: ${e?.message ?? JSON.stringify(started.data)}\n`);
+      return 1;
+    }
+    process.stdout.write(`${name} ${started.data.started ? 'started' : 'already under way'} on ${base}\n`);
+  } catch (err) {
+    process.stderr.write(`quorumkv ${name}: ${base}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (!wait) return 0;
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    let s: MoveStatus;
+    try {
+      s = (await axios.get(`${base}/admin/move`, { timeout: 10_000 })).data as MoveStatus;
+    } catch (err) {
+      if (Date.now() > deadline) break;
+      process.stdout.write(`(${base} did not answer: ${(err as Error).message}; trying again)\n`);
+      continue;
+    }
+    const line = moveLine(s);
+    if (line !== last) process.stdout.write(`${line}\n`);
+    last = line;
+    if (s.move?.phase === 'done') {
+      process.stdout.write(`${name} finished\n`);
+      return 0;
+    }
+    if (s.move?.phase === 'failed') {
+      process.stderr.write(`quorumkv ${name}: failed: ${s.move.error}\n`);
+      return 1;
+    }
+    if (Date.now() > deadline) break;
+  }
+  process.stderr.write(`quorumkv ${name}: still under way at the deadline (it goes on in the node; run the command again to follow it)\n`);
+  return 1;
+}
+
+/**
+ * The pod's preStop: a pod that a scale-down removes (ordinal >= the StatefulSet's replicas, read
+ * from the Kubernetes API with the pod's ServiceAccount) hands its data over and leaves; any other
+ * stopping pod (rolling restart, eviction, deletion) only drains, and comes back on its volume.
+ */
+async function prestop(url: string, waitMs: number, timeoutMs: number): Promise<number> {
+  const { preStopAction, statefulSetReplicas } = await import('./kube');
+  const podName = process.env.POD_NAME;
+  let replicas: number | undefined;
+  let why = '';
+  if (!podName) why = 'POD_NAME is not set';
+  else {
+    const r = await statefulSetReplicas({
+      podName,
+      ...(process.env.POD_NAMESPACE ? { namespace: process.env.POD_NAMESPACE } : {}),
+      ...(process.env.QUORUMKV_SERVICEACCOUNT_DIR ? { serviceAccountDir: process.env.QUORUMKV_SERVICEACCOUNT_DIR } : {}),
+      timeoutMs: 5000,
+    });
+    if ('replicas' in r) replicas = r.replicas;
+    else why = r.error;
+  }
+  const decision = preStopAction(podName ?? '', replicas);
+  process.stdout.write(`prestop: ${decision.action}: ${decision.reason}${why ? ` (${why})` : ''}\n`);
+  if (decision.action === 'decommission') return move(url, '/admin/decommission', {}, true, timeoutMs);
+  return drain(url, waitMs);
 }
 
 /** Starts a repair on the node and prints its progress until it finishes (or the deadline). */

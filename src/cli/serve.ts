@@ -140,6 +140,8 @@ export async function serve(config: ServeConfig): Promise<Running> {
       expectedMembers: config.expectedReplicas,
       maxGossipEntries: MAX_GOSSIP_ENTRIES,
       repair: repairConfig(config),
+      // a node given one member's URL is joining that cluster: it never starts one of its own
+      movement: { mustJoin: config.discovery === 'join' },
     },
     { clock, random: systemRandom(), transport, store, log, metrics, discovery: discoveryFor(config) },
   );
@@ -217,5 +219,13 @@ export async function serve(config: ServeConfig): Promise<Running> {
     })();
     return stopping;
   };
+  // The cluster removed this node while this data directory was its volume: stop serving it.
+  node.onStale((reason) => {
+    log.fatal({}, `stopping: ${reason}`);
+    void shutdown('stale data').finally(() => process.exit(STALE_DATA_EXIT_CODE));
+  });
   return { node, server, shutdown };
 }
+
+/** Exit code of a node that refuses its data directory: the volume of a member that left. */
+export const STALE_DATA_EXIT_CODE = 3;

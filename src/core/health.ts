@@ -36,6 +36,8 @@ export interface StartupInput {
   discoveryTried: boolean;
   /** Members this node knows, itself included (remembered from disk or learned). */
   knownMembers: number;
+  /** Its status in the ring; `undecided` while a fresh node looks at the cluster before joining. */
+  memberStatus?: string;
 }
 
 /**
@@ -46,6 +48,9 @@ export interface StartupInput {
 export function startup(i: StartupInput): Verdict {
   if (!i.storageOpen) return { ok: false, reason: 'starting: storage not open' };
   if (!i.serving) return { ok: false, reason: 'starting: API not serving yet' };
+  if (i.memberStatus === 'undecided') {
+    return { ok: false, reason: 'starting: fresh data directory; looking at the cluster to start one or join it' };
+  }
   if (i.knownMembers > 1) return { ok: true, reason: `started: storage open, serving, ${i.knownMembers} members known` };
   if (!i.discoveryTried) return { ok: false, reason: 'starting: looking for peers (first discovery round not finished)' };
   return { ok: true, reason: 'started: storage open, serving; no peer found yet (first member of the cluster)' };
@@ -66,12 +71,30 @@ export interface ReadinessInput {
   liveMembers: number;
   /** Members that must be up for a quorum request: max(R, W). */
   quorumMembers: number;
+  /**
+   * Its status in the ring. Only a normal member is ready: a joining one is still streaming its
+   * ranges in (so `kubectl rollout status` means "every member holds its data"), a leaving or
+   * removed one is on its way out. Undefined: not reported (treated as normal).
+   */
+  memberStatus?: string;
+  /** Share of a join's or decommission's streaming done (0..1), when one is under way. */
+  moveProgress?: number;
 }
 
 export function readiness(i: ReadinessInput): Verdict {
   if (i.draining) return { ok: false, reason: 'not ready: draining (shutting down)' };
   if (!i.storageOpen) return { ok: false, reason: 'not ready: storage not open' };
   if (!i.serving) return { ok: false, reason: 'not ready: API not serving' };
+  if (i.memberStatus !== undefined && i.memberStatus !== 'normal') {
+    const done = i.moveProgress === undefined ? '' : ` (${Math.floor(i.moveProgress * 100)}% streamed)`;
+    const what: Record<string, string> = {
+      undecided: 'looking at the cluster to start one or join it',
+      joining: `joining: streaming its ranges in${done}`,
+      leaving: `leaving: streaming its ranges out${done}`,
+      removed: 'left the cluster (decommissioned)',
+    };
+    return { ok: false, reason: `not ready: ${what[i.memberStatus] ?? i.memberStatus}` };
+  }
   if (i.expectedPods !== undefined && i.podsExisting !== undefined && i.podsExisting < i.expectedPods) {
     return {
       ok: true,

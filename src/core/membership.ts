@@ -207,7 +207,12 @@ export class MemberTable {
     const send: MemberEntry[] = [];
     const want: string[] = [];
     for (const mine of this.all()) {
-      if (isNewer(mine, theirs.get(mine.id)) && send.length < maxEntries) send.push(mine);
+      const their = theirs.get(mine.id);
+      // A removal is sent even to a peer with a newer entry for that id: the peer may be that very
+      // member back on its old volume, which must learn that it was removed (and stop).
+      const removal =
+        mine.status === 'removed' && their !== undefined && (their.generation !== mine.generation || their.heartbeat !== mine.heartbeat);
+      if ((isNewer(mine, their) || removal) && send.length < maxEntries) send.push(mine);
     }
     for (const d of remote) {
       if (isNewer(d, this.get(d.id))) want.push(d.id);

@@ -1,6 +1,11 @@
 // Tombstone garbage collection: deletes tombstones, and values past their TTL, once they are older
 // than the grace period (Cassandra's gc_grace_seconds). Walks the ring one slice per tick, so a large
 // store is never scanned in one go.
+//
+// The same walk cleans up (Cassandra's `nodetool cleanup`, done as a matter of course): records of
+// keys this node no longer replicates, left behind when a join took ranges from it. Kept, they would
+// be stale copies that come back to life if the node ever owned those ranges again after their
+// tombstones elsewhere were purged. Only while no move is under way: `owns` says when it knows.
 
 import type { Clock, TimerId } from '../core/clock';
 import type { Logger } from '../core/log';
@@ -26,9 +31,19 @@ export class Compaction {
 
   constructor(
     private readonly config: CompactionConfig,
-    private readonly deps: { clock: Clock; store: Store; log: Logger; metrics?: Metrics | undefined },
+    private readonly deps: {
+      clock: Clock;
+      store: Store;
+      log: Logger;
+      metrics?: Metrics | undefined;
+      /** Whether this node replicates `key`; undefined while that may change (a move under way). */
+      owns?: ((key: string) => boolean | undefined) | undefined;
+    },
   ) {
-    this.purged = deps.metrics?.counter('quorumkv_purged_total', 'Records purged after the grace period, by kind (tombstone, expired)');
+    this.purged = deps.metrics?.counter(
+      'quorumkv_purged_total',
+      'Records purged: tombstones and expired values after the grace period, records of ranges this node no longer replicates (kind)',
+    );
   }
 
   start(): void {
@@ -56,19 +71,24 @@ export class Compaction {
     const now = clock.nowMs();
     const lo = (slice * SLICE_WIDTH - 1 + 2 ** 32) % 2 ** 32;
     const hi = ((slice + 1) * SLICE_WIDTH - 1) % 2 ** 32;
-    const doomed: Array<{ key: string; kind: string; wallMs: number }> = [];
+    const owns = this.deps.owns;
+    const doomed: Array<{ key: string; kind: string }> = [];
     for (const [key, r] of store.range(lo, hi)) {
-      if (isPurgeable(r, now, this.config.tombstoneGraceMs))
-        doomed.push({ key, kind: r.deleted ? 'tombstone' : 'expired', wallMs: r.version.wallMs });
+      if (isPurgeable(r, now, this.config.tombstoneGraceMs)) doomed.push({ key, kind: r.deleted ? 'tombstone' : 'expired' });
+      else if (owns?.(key) === false) doomed.push({ key, kind: 'unowned' });
     }
+    let purged = 0;
     for (const d of doomed) {
-      // re-check: a newer write may have landed since the scan
+      // re-check: a newer write may have landed, or the ring moved, since the scan
       const cur = store.get(d.key);
-      if (!cur || !isPurgeable(cur, clock.nowMs(), this.config.tombstoneGraceMs)) continue;
+      if (!cur) continue;
+      const still = d.kind === 'unowned' ? owns?.(d.key) === false : isPurgeable(cur, clock.nowMs(), this.config.tombstoneGraceMs);
+      if (!still) continue;
       await store.delete(d.key);
       this.purged?.inc({ kind: d.kind });
+      purged++;
     }
-    return doomed.length;
+    return purged;
   }
 
   /** Purges the whole ring now (tests, and an operator's repair). */

@@ -73,6 +73,10 @@ export class HintedHandoff {
   async keep(target: string, key: string, record: StoredRecord): Promise<boolean> {
     const { store, clock, membership } = this.deps;
     const now = clock.nowMs();
+    if (membership.table.get(target)?.status === 'removed') {
+      this.dropped?.inc({ reason: 'target_removed' });
+      return false;
+    }
     const silent = membership.view().find((m) => m.id === target)?.sinceHeartbeatMs;
     if (silent !== undefined && silent > this.config.windowMs) {
       this.dropped?.inc({ reason: 'target_down_longer_than_window' });
@@ -106,6 +110,14 @@ export class HintedHandoff {
       const { store, membership, clock, transport, log } = this.deps;
       const batch = Math.max(1, Math.floor((this.config.deliveryRatePerSec * this.config.tickMs) / 1000));
       for (const target of store.hintTargets()) {
+        if (membership.table.get(target)?.status === 'removed') {
+          // it left the cluster: its ranges have other replicas now, which hold these writes
+          const gone = store.hints(target, Number.MAX_SAFE_INTEGER).map((h) => h.id);
+          await store.removeHints(gone);
+          this.dropped?.inc({ reason: 'target_removed' }, gone.length);
+          log.info({ target, dropped: gone.length }, 'dropped the hints of a member that left the cluster');
+          continue;
+        }
         if (membership.liveness(target) !== 'alive') continue;
         const address = membership.addressOf(target);
         if (!address) continue;

@@ -156,7 +156,7 @@ export class Membership {
     this.announced = true;
     const entry = this.table.setStatus(status, progress);
     this.placementCache = this.computePlacement();
-    this.deps.log.info({ status, placement: this.placementCache.checksum() }, 'this node is now ' + status);
+    this.deps.log.info({ status, placement: this.placementCache.checksum() }, `this node is now ${status}`);
     return entry;
   }
 

@@ -51,6 +51,8 @@ export interface MovementConfig {
   formationGraceMs: number;
   /** `join` discovery: the node always joins an existing cluster, however long it waits. */
   mustJoin: boolean;
+  /** How long a move waits for other members' moves to finish before it goes ahead anyway. */
+  moveWaitMs: number;
 }
 
 export interface MovementDeps {
@@ -148,6 +150,18 @@ export class Movement {
 
   stop(): void {
     this.running = false;
+    this.stopped();
+  }
+
+  private stopped: () => void = () => {};
+  private readonly stopSignal = new Promise<void>((resolve) => {
+    this.stopped = resolve;
+  });
+
+  /** Waits `ms`, or less if the node stops meanwhile (then throws: the move resumes at the next start). */
+  private async pause(ms: number, exact = false): Promise<void> {
+    await Promise.race([sleep(this.deps.clock, exact ? ms : jittered(this.deps.random, ms)), this.stopSignal]);
+    this.checkRunning();
   }
 
   /** A move under way on this node (its own join or leave, or a removal it runs). */
@@ -173,12 +187,20 @@ export class Movement {
     for (;;) {
       if (!this.running) throw new Error('stopped');
       const p = await membership.probe();
-      log.debug({ entries: p.entries.map((e) => e.id + ':' + e.status), undecided: p.undecided, unanswered: p.unanswered }, 'probe');
+      log.debug({ entries: p.entries.map((e) => `${e.id}:${e.status}`), undecided: p.undecided, unanswered: p.unanswered }, 'probe');
       const established = p.entries.filter((e) => e.id !== this.self() && e.status !== 'removed');
       if (established.length > 0) {
         const earlier = p.entries.find((e) => e.id === this.self());
         const replacing = earlier !== undefined && earlier.status !== 'removed';
         await membership.learn(p.entries.filter((e) => e.id !== this.self()));
+        // one move at a time where it can be helped: two joins at once leave the ranges both
+        // take with a single stable replica (reads and writes there fail until one is done)
+        const moving = established.filter((e) => e.status === 'joining' || e.status === 'leaving');
+        if (moving.length > 0 && clock.nowMs() - started < this.config.moveWaitMs) {
+          this.progress.waitingFor = `another move to finish: ${moving.map((e) => `${e.id} ${e.status}`).join(', ')}`;
+          await this.pause(this.config.retryMs * 2);
+          continue;
+        }
         log.info(
           { members: established.length, replacing },
           replacing ? 'joining the cluster again with an empty data directory' : 'joining the cluster',
@@ -200,9 +222,8 @@ export class Movement {
         this.progress = freshProgress();
         return { joining: false };
       }
-      log.debug({ delay }, 'probe sleep');
       this.progress.waitingFor = p.unanswered.length > 0 ? `candidates not answering: ${p.unanswered.join(', ')}` : 'candidates';
-      await sleep(clock, jittered(this.deps.random, delay));
+      await this.pause(delay);
       delay = Math.min(delay * 2, 1000);
     }
   }
@@ -279,6 +300,7 @@ export class Movement {
       phase: 'confirm',
     };
     try {
+      if (plan.kind !== 'join') await this.awaitOthers(plan);
       if (plan.kind === 'leave' && membership.table.self().status !== 'leaving') {
         await membership.setStatus('leaving', 0);
         await this.deps.saveStatus('leaving');
@@ -290,7 +312,7 @@ export class Movement {
       log.info({ kind: plan.kind, target: plan.target, placement: membership.placement.checksum() }, `${plan.kind} started: confirming`);
       await this.confirm(plan);
       this.progress.phase = 'settle';
-      await sleep(clock, this.config.requestTimeoutMs);
+      await this.pause(this.config.requestTimeoutMs, true);
       if (plan.tasks === undefined) {
         plan.tasks = this.planTasks(plan);
         await store.putMeta(PLAN_META, plan);
@@ -320,6 +342,24 @@ export class Movement {
       this.progress.finishedAtMs = clock.nowMs();
       if (this.running) log.error({ kind: plan.kind, target: plan.target, err: this.progress.error }, `${plan.kind} stopped`);
       throw err;
+    }
+  }
+
+  /**
+   * Before a decommission or removal starts: waits (at most moveWaitMs) while other members join or
+   * leave, so that moves go one at a time. Not needed for correctness (placement.ts holds for moves
+   * at once too), but each move shrinks the stable replicas of the ranges it touches.
+   */
+  private async awaitOthers(plan: MovePlan): Promise<void> {
+    const { membership, clock } = this.deps;
+    const since = clock.nowMs();
+    for (;;) {
+      const moving = membership.table.members().filter((m) => m.id !== plan.target && (m.status === 'joining' || m.status === 'leaving'));
+      // already moving (resumed after a restart): go on
+      const mine = plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status;
+      if (moving.length === 0 || mine === 'leaving' || clock.nowMs() - since >= this.config.moveWaitMs) return;
+      this.progress.waitingFor = `another move to finish: ${moving.map((m) => `${m.id} ${m.status}`).join(', ')}`;
+      await this.pause(this.config.retryMs * 2);
     }
   }
 
@@ -361,7 +401,7 @@ export class Movement {
           `${plan.kind} waits for members to confirm (a member that is down blocks it until it is back, or removed)`,
         );
       }
-      await sleep(clock, jittered(this.deps.random, this.config.retryMs));
+      await this.pause(this.config.retryMs);
     }
   }
 
@@ -417,7 +457,7 @@ export class Movement {
 
   /** Streams one range from each of its sources, page by page, retrying what fails. */
   private async streamTask(plan: MovePlan, task: MoveTask, save: () => void): Promise<void> {
-    const { membership, clock } = this.deps;
+    const { membership } = this.deps;
     for (const source of this.sourcesFor(plan, task)) {
       for (;;) {
         this.checkRunning();
@@ -434,7 +474,7 @@ export class Movement {
           this.progress.waitingFor = `range (${task.lo}, ${task.hi}] from ${source} (${state(source)}) to ${task.to} (${state(task.to)}): ${String(
             err instanceof Error ? err.message : err,
           )}`;
-          await sleep(clock, jittered(this.deps.random, this.config.retryMs));
+          await this.pause(this.config.retryMs);
           // a source that went down: a join of a new member falls back to every other replica
           if (plan.kind === 'join' && !plan.replacing && state(source) === 'down') {
             for (const alt of this.fallbackSources(task)) if (!task.from.includes(alt)) task.from.push(alt);

@@ -46,7 +46,9 @@ export interface RepairConfig {
 
 export interface NodeConfig extends MembershipConfig {
   /** Streaming of joins and decommissions (defaults in Node.create). */
-  movement?: Partial<Pick<MovementConfig, 'pageRecords' | 'pageBytes' | 'concurrentRanges' | 'retryMs' | 'formationGraceMs' | 'mustJoin'>>;
+  movement?: Partial<
+    Pick<MovementConfig, 'pageRecords' | 'pageBytes' | 'concurrentRanges' | 'retryMs' | 'formationGraceMs' | 'mustJoin' | 'moveWaitMs'>
+  >;
   /** Stable identity (pod name); survives restarts and address changes. */
   id: string;
   /** host:port where peers reach this node. */
@@ -110,7 +112,9 @@ interface NodeMeta {
 }
 
 /** The data directory belongs to a member that left the cluster: its data is stale. */
-export class StaleDataError extends Error {}
+export class StaleDataError extends Error {
+  override name = 'StaleDataError';
+}
 
 /** Defaults for streaming: pages of 2,000 records or 1 MiB, four ranges at once. */
 const MOVEMENT_DEFAULTS = {
@@ -120,6 +124,7 @@ const MOVEMENT_DEFAULTS = {
   retryMs: 500,
   formationGraceMs: 30_000,
   mustJoin: false,
+  moveWaitMs: 300_000,
 } as const;
 
 export class Node {
@@ -195,7 +200,7 @@ export class Node {
     );
     this.compaction = new Compaction(
       { tombstoneGraceMs: config.repair.tombstoneGraceMs, tickMs: config.repair.compactionTickMs },
-      { clock, store, log, metrics },
+      { clock, store, log, metrics, owns: (key) => this.owns(key) },
     );
     this.readRepairs = metrics?.counter(
       'quorumkv_read_repairs_total',
@@ -297,6 +302,7 @@ export class Node {
       serving: this.serving,
       discoveryTried: this.membership.discoveryTried(),
       knownMembers: this.membership.table.size(),
+      memberStatus: this.memberStatus(),
     };
   }
 
@@ -310,6 +316,10 @@ export class Node {
       expectedPods: this.config.expectedMembers,
       liveMembers: this.membership.liveCount(),
       quorumMembers: Math.max(this.config.readQuorum, this.config.writeQuorum),
+      memberStatus: this.memberStatus(),
+      ...(this.movement.busy()
+        ? { moveProgress: this.movement.progress.rangesDone / Math.max(1, this.movement.progress.rangesTotal) }
+        : {}),
     };
   }
 
@@ -390,6 +400,11 @@ export class Node {
 
   /** Answers a protocol message from a peer (or from this node, as a local replica). */
   async handle<M extends Message>(msg: M): Promise<ReplyOf<M>> {
+    // A fresh node deciding whether to start a cluster or join one is nobody's peer yet: it answers
+    // hellos (saying it is undecided) and nothing else, so that no one takes it for a member.
+    if (msg.type !== 'hello' && !this.membership.isAnnounced()) {
+      throw new BadMessageError('not a member yet: deciding whether to start a cluster or join one');
+    }
     switch (msg.type) {
       case 'hello':
         return (await this.membership.onHello(msg)) as ReplyOf<M>;
@@ -479,6 +494,16 @@ export class Node {
     const address = this.membership.addressOf(id);
     if (!address) return Promise.reject(new Error(`unknown member ${id}`));
     return this.deps.transport.send(address, msg, timeoutMs);
+  }
+
+  /**
+   * Whether this node replicates `key`: undefined while that may change (a move under way anywhere,
+   * or this node not a normal member), so that nothing is cleaned up on a guess.
+   */
+  private owns(key: string): boolean | undefined {
+    const placement = this.membership.placement;
+    if (!placement.stable || this.movement.busy() || this.memberStatus() !== 'normal' || this.staleReason) return undefined;
+    return placement.replicas(key).write.includes(this.id);
   }
 
   /** The replicas a write of `key` goes to (the ring the moves under way lead to). */

@@ -5,7 +5,7 @@ import { compareVersions, formatVersion, type Version } from '../core/hlc';
 import { compareRecords, newest, type StoredRecord } from '../core/record';
 import type { FinalState, Op } from './history';
 
-export type CheckerName = 'lost-write' | 'stale-read' | 'invented-value' | 'resurrection' | 'ring-disagreement';
+export type CheckerName = 'lost-write' | 'stale-read' | 'invented-value' | 'resurrection' | 'ring-disagreement' | 'stuck-move';
 
 export interface Violation {
   checker: CheckerName;

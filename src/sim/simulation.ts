@@ -8,7 +8,7 @@ import { type Random, randomInt, SeededRandom } from '../core/random';
 import { Ring } from '../core/ring';
 import type { Candidates, Discovery } from '../discovery/discovery';
 import { QuorumError } from '../node/errors';
-import { Node, type NodeConfig } from '../node/node';
+import { Node, type NodeConfig, StaleDataError } from '../node/node';
 import {
   type CheckerName,
   checkNoLostWrites,
@@ -21,6 +21,7 @@ import {
 } from './checkers';
 import type { FinalState, Op, OpKind } from './history';
 import { type Endpoint, SimNetwork } from './network';
+import { elasticSteps } from './scenarios';
 import { Scheduler, type SimEvent } from './scheduler';
 import { SimClock } from './sim-clock';
 import { SimStore } from './sim-store';
@@ -59,6 +60,10 @@ export interface SimOptions {
   compactionTickMs?: number;
   /** Hints kept per target; 0 turns hinted handoff off. */
   maxHintsPerNode?: number;
+  /** How long a move waits for others to finish before going ahead (0: moves overlap freely). */
+  moveWaitMs?: number;
+  /** `steady` (default): a fixed set of members; `elastic`: scale up and down, removenode, a replaced volume (scenarios.ts). */
+  scenario?: 'steady' | 'elastic';
   /** `new` (default): fresh data directories that form a cluster; `existing`: members restarting. */
   members?: 'new' | 'existing';
   /** One-way network latency: min + an exponential tail with this mean. */
@@ -84,6 +89,8 @@ export interface SimNode {
   random: Random;
   /** Decommissioned or removed: no longer a member (its store is no replica of anything). */
   left: boolean;
+  /** Gone for good (left, or dead awaiting removenode): never booted again, no faults injected. */
+  retired: boolean;
 }
 
 export interface RunResult {
@@ -140,6 +147,8 @@ export class Simulation {
       maxHintsPerNode: 100_000,
       compactionTickMs: 1000,
       members: 'new',
+      scenario: 'steady',
+      moveWaitMs: 300_000,
       latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
@@ -188,6 +197,7 @@ export class Simulation {
       discoveryLookups: 0,
       random,
       left: false,
+      retired: false,
     };
     this.nodes.push(node);
     return node;
@@ -206,6 +216,91 @@ export class Simulation {
     if (s.endpoint.state !== 'down') this.crash(s);
     if (opts.move) this.relocate(s);
     await this.until(this.boot(s));
+  }
+
+  // ---- elasticity (these run inside a driven run: they wait on virtual time, never drive it) -------
+
+  /** Adds `count` fresh nodes and boots them: they find the cluster and join it. */
+  async scaleUp(count: number): Promise<SimNode[]> {
+    const added = Array.from({ length: count }, () => this.addNode());
+    this.trace(`scale up: ${added.map((s) => s.id).join(' ')}`);
+    await Promise.all(added.map((s) => this.boot(s)));
+    return added;
+  }
+
+  /**
+   * Decommissions `s`, carrying on across its crashes and restarts (the leave resumes), until it
+   * has left; then stops it for good. Gives up (false) after `limitMs` of virtual time.
+   */
+  async decommission(s: SimNode, limitMs = 600_000): Promise<boolean> {
+    this.trace(`decommission ${s.id}`);
+    const deadline = this.scheduler.now + limitMs;
+    while (this.scheduler.now < deadline) {
+      if (s.left) return true; // restarted after it left: refused its stale volume
+      const node = s.node;
+      if (node && s.endpoint.state === 'up') {
+        if (node.memberStatus() === 'removed') {
+          this.retire(s, 'decommissioned');
+          return true;
+        }
+        // started, not awaited: a crash leaves the old incarnation's promises unsettled forever
+        if (!node.movement.busy()) {
+          try {
+            node.movement.decommission().catch(() => {});
+          } catch {} // refused for now: look again
+        }
+      }
+      await this.sleep(200);
+    }
+    return false;
+  }
+
+  /** `s` dies for good (crashes and is never restarted): removenode must rebuild its ranges. */
+  kill(s: SimNode): void {
+    this.trace(`kill ${s.id} for good`);
+    if (s.endpoint.state !== 'down') this.crash(s);
+    s.retired = true;
+  }
+
+  /** removenode of a killed node, run by any live member (another one if that one crashes). */
+  async removeNode(target: SimNode, limitMs = 600_000): Promise<boolean> {
+    this.trace(`removenode ${target.id}`);
+    const deadline = this.scheduler.now + limitMs;
+    while (this.scheduler.now < deadline) {
+      const by = this.nodes.find((x) => x !== target && !x.retired && x.node && x.endpoint.state === 'up');
+      const node = by?.node;
+      if (node) {
+        const entry = node.membership.table.get(target.id);
+        if (entry?.status === 'removed') {
+          target.left = true;
+          this.trace(`removed ${target.id}`);
+          return true;
+        }
+        // the target not yet convicted, or a move under way: look again (a crash of `by` is seen next round)
+        if (!node.movement.busy()) {
+          try {
+            node.movement.removeNode(target.id, false).catch(() => {});
+          } catch {}
+        }
+      }
+      await this.sleep(200);
+    }
+    return false;
+  }
+
+  private retire(s: SimNode, why: string): void {
+    this.trace(`${s.id} ${why}: stopped for good`);
+    s.node?.stop();
+    s.node = undefined;
+    s.endpoint.state = 'down';
+    s.endpoint.incarnation++;
+    s.left = true;
+    s.retired = true;
+  }
+
+  /** Every node that is a member runs and all agree (moves finished). */
+  async settleMoves(limitMs = 600_000): Promise<boolean> {
+    return this.scheduler.runWhile(() => !this.formed(), this.scheduler.now + limitMs);
   }
 
   /** The node loses its disk (a replaced volume): it crashes and comes back empty. */
@@ -258,6 +353,7 @@ export class Simulation {
       discoveryMaxIntervalMs: this.opts.discoveryMaxIntervalMs,
       expectedMembers: this.opts.nodes,
       maxGossipEntries: 256,
+      movement: { moveWaitMs: this.opts.moveWaitMs },
       repair: {
         readRepair: this.opts.readRepair,
         sloppyQuorum: this.opts.sloppyQuorum,
@@ -300,14 +396,24 @@ export class Simulation {
 
   private async create(s: SimNode): Promise<void> {
     s.clock = new SimClock(this.scheduler, s.clock.skewMs);
-    const node = await Node.create(this.nodeConfig(s), {
-      clock: s.clock,
-      random: s.random,
-      transport: this.network.transportFor(s.address, s.clock),
-      store: s.store,
-      log: this.logger(s.id),
-      discovery: this.discovery(s),
-    });
+    let node: Node;
+    try {
+      node = await Node.create(this.nodeConfig(s), {
+        clock: s.clock,
+        random: s.random,
+        transport: this.network.transportFor(s.address, s.clock),
+        store: s.store,
+        log: this.logger(s.id),
+        discovery: this.discovery(s),
+      });
+    } catch (err) {
+      if (!(err instanceof StaleDataError)) throw err;
+      // a member that left refuses to start on its old volume, as the real process does
+      this.trace(`boot ${s.id} refused: ${err.message}`);
+      s.left = true;
+      s.retired = true;
+      return;
+    }
     s.node = node;
     s.endpoint.handle = (msg) => node.handle(msg);
     s.endpoint.state = 'up';
@@ -367,7 +473,7 @@ export class Simulation {
    * computes the same placement.
    */
   formed(): boolean {
-    const running = this.nodes.filter((s) => s.node);
+    const running = this.nodes.filter((s) => s.node && !s.left);
     const checksums = new Set(running.map((s) => (s.node as Node).placement().checksum()));
     return (
       checksums.size === 1 &&
@@ -402,6 +508,7 @@ export class Simulation {
 
   private inject(kind: FaultKind, s: SimNode, durationMs: number): void {
     const r = this.faultRandom;
+    if (s.retired) return;
     switch (kind) {
       case 'crash':
       case 'move': {
@@ -409,7 +516,7 @@ export class Simulation {
         this.crash(s);
         if (kind === 'move') this.relocate(s);
         this.afterFault(durationMs, () => {
-          if (s.endpoint.state === 'down') void this.boot(s);
+          if (s.endpoint.state === 'down' && !s.retired) void this.boot(s);
         });
         break;
       }
@@ -464,7 +571,7 @@ export class Simulation {
     const boots: Array<Promise<void>> = [];
     for (const s of this.nodes) {
       if (s.endpoint.state === 'paused') this.resume(s);
-      if (s.endpoint.state === 'down') boots.push(this.boot(s));
+      if (s.endpoint.state === 'down' && !s.retired) boots.push(this.boot(s));
     }
     await this.until(Promise.all(boots));
   }
@@ -486,7 +593,11 @@ export class Simulation {
       const key = `k${randomInt(r, 0, this.opts.keys - 1)}`;
       const level = r.next();
       const required = level < 0.7 ? quorumOf(n) : level < 0.85 ? 1 : n;
-      const target = this.pick(r, this.nodes);
+      // a client goes to a node that is a member (a Service's endpoints), not to one retired for good
+      const target = this.pick(
+        r,
+        this.nodes.filter((x) => !x.retired),
+      );
       const op: Op = {
         id: this.history.length,
         client: c,
@@ -555,6 +666,32 @@ export class Simulation {
     }
   }
 
+  /**
+   * Runs the clients to completion while faults come and go and `steps` (scale-ups, decommissions,
+   * removals) happen alongside; both must finish.
+   */
+  async runWith(steps: () => Promise<void>): Promise<Op[]> {
+    const expectedMs = this.opts.opsPerClient * 15;
+    this.scheduleFaults(expectedMs);
+    await this.until(Promise.all([...Array.from({ length: this.opts.clients }, (_, c) => this.client(c)), steps()]), 3_600_000);
+    return this.history;
+  }
+
+  /** Waits (in virtual time, inside a driven run) until `cond()` holds; false after `limitMs`. */
+  async waitFor(cond: () => boolean, limitMs: number, everyMs = 100): Promise<boolean> {
+    const deadline = this.scheduler.now + limitMs;
+    while (!cond()) {
+      if (this.scheduler.now >= deadline) return false;
+      await this.sleep(everyMs);
+    }
+    return true;
+  }
+
+  /** Sleeps `ms` of virtual time inside a driven run. */
+  pauseFor(ms: number): Promise<void> {
+    return this.sleep(ms);
+  }
+
   /** Runs the clients to completion while faults come and go. */
   async run(): Promise<Op[]> {
     const expectedMs = this.opts.opsPerClient * 15;
@@ -582,7 +719,7 @@ export class Simulation {
     return out;
   }
 
-  /** The nodes that have not left the cluster. */
+  /** The nodes that have not left the cluster (a killed one awaiting removenode still counts). */
   members(): SimNode[] {
     return this.nodes.filter((s) => !s.left);
   }
@@ -616,10 +753,20 @@ export class Simulation {
 export async function runSeed(options: SimOptions): Promise<RunResult> {
   const sim = new Simulation(options);
   await sim.start();
-  await sim.run();
+  const stuck: Violation[] = [];
+  if (sim.opts.scenario === 'elastic') {
+    await sim.runWith(async () => {
+      stuck.push(...(await elasticSteps(sim)));
+    });
+  } else await sim.run();
   await sim.heal();
+  if (sim.opts.scenario === 'elastic' && !(await sim.settleMoves())) {
+    stuck.push({ checker: 'stuck-move', message: 'moves still under way (or members disagree) after heal', ops: [] });
+  }
   await sim.quiesce();
-  const { violations, convergence: conv } = sim.check();
+  const checked = sim.check();
+  const violations = [...stuck, ...checked.violations];
+  const conv = checked.convergence;
   return {
     seed: options.seed,
     ops: sim.history.length,
