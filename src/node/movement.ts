@@ -300,17 +300,20 @@ export class Movement {
       phase: 'confirm',
     };
     try {
-      if (plan.kind !== 'join') await this.awaitOthers(plan);
-      if (plan.kind === 'leave' && membership.table.self().status !== 'leaving') {
-        await membership.setStatus('leaving', 0);
-        await this.deps.saveStatus('leaving');
+      for (;;) {
+        if (plan.kind !== 'join') await this.awaitOthers(plan);
+        if (plan.kind === 'leave' && membership.table.self().status !== 'leaving') {
+          await membership.setStatus('leaving', 0);
+          await this.deps.saveStatus('leaving');
+        }
+        if (plan.kind === 'remove' && membership.table.get(plan.target)?.status !== 'leaving') {
+          await membership.setStatusOf(plan.target, 'leaving');
+        }
+        await store.putMeta(PLAN_META, plan);
+        log.info({ kind: plan.kind, target: plan.target, placement: membership.placement.checksum() }, `${plan.kind} started: confirming`);
+        await this.confirm(plan);
+        if (!(await this.backOff(plan))) break;
       }
-      if (plan.kind === 'remove' && membership.table.get(plan.target)?.status !== 'leaving') {
-        await membership.setStatusOf(plan.target, 'leaving');
-      }
-      await store.putMeta(PLAN_META, plan);
-      log.info({ kind: plan.kind, target: plan.target, placement: membership.placement.checksum() }, `${plan.kind} started: confirming`);
-      await this.confirm(plan);
       this.progress.phase = 'settle';
       await this.pause(this.config.requestTimeoutMs, true);
       if (plan.tasks === undefined) {
@@ -351,8 +354,12 @@ export class Movement {
    * at once too), but each move shrinks the stable replicas of the ranges it touches.
    */
   private async awaitOthers(plan: MovePlan): Promise<void> {
-    const { membership, clock } = this.deps;
+    const { membership, clock, random } = this.deps;
     const since = clock.nowMs();
+    // pods removed by one scale-down all start their decommission at the same instant: a random
+    // pause (up to a second) lets one announce itself before the others look
+    const fresh = (plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status) === 'normal';
+    if (fresh) await this.pause(random.next() * 1000, true);
     for (;;) {
       const moving = membership.table.members().filter((m) => m.id !== plan.target && (m.status === 'joining' || m.status === 'leaving'));
       // already moving (resumed after a restart): go on
@@ -361,6 +368,42 @@ export class Movement {
       this.progress.waitingFor = `another move to finish: ${moving.map((m) => `${m.id} ${m.status}`).join(', ')}`;
       await this.pause(this.config.retryMs * 2);
     }
+  }
+
+  /**
+   * Two decommissions that started at the same moment (a Parallel scale-down runs every removed
+   * pod's preStop at once) both saw nobody else moving. Before any data moves, the one with the
+   * larger id steps back to normal and waits its turn. Safe: a leaving member took no writes and
+   * was not read, and as a normal member it is a replica again that repair brings up to date (the
+   * writes it missed are on W of the others). Only within moveWaitMs of the start: then both go.
+   */
+  private async backOff(plan: MovePlan): Promise<boolean> {
+    const { membership, clock, log } = this.deps;
+    if (plan.kind !== 'leave' || plan.tasks !== undefined || clock.nowMs() - plan.startedAtMs >= this.config.moveWaitMs) return false;
+    const self = this.self();
+    const rival = membership.table
+      .members()
+      .find((m) => m.id !== self && (m.status === 'leaving' || m.status === 'joining') && m.id < self);
+    if (!rival) return false;
+    log.info(
+      { rival: rival.id, rivalStatus: rival.status },
+      `another move started at the same time (${rival.id} ${rival.status}): waiting for it`,
+    );
+    await membership.setStatus('normal');
+    await this.deps.saveStatus('normal');
+    await this.broadcast(plan, membership.table.self());
+    return true;
+  }
+
+  /** Sends an entry to every member now (best effort; gossip carries it anyway). */
+  private async broadcast(plan: MovePlan, entry: MemberEntry): Promise<void> {
+    await Promise.all(
+      this.confirmers(plan).map((m) =>
+        this.deps.transport
+          .send(m.address, { type: 'ring-state', from: this.self(), entries: [entry] }, this.config.requestTimeoutMs)
+          .catch(() => undefined),
+      ),
+    );
   }
 
   /** The members that must see the new placement before data moves: all of them but a removed target. */
@@ -542,15 +585,8 @@ export class Movement {
     } else {
       await membership.setStatusOf(plan.target, 'removed');
     }
-    // tell everyone now rather than wait for gossip (best effort: gossip carries it anyway)
-    const entry = plan.kind === 'remove' ? membership.table.get(plan.target) : membership.table.self();
-    await Promise.all(
-      this.confirmers(plan).map((m) =>
-        this.deps.transport
-          .send(m.address, { type: 'ring-state', from: this.self(), entries: [entry as MemberEntry] }, this.config.requestTimeoutMs)
-          .catch(() => undefined),
-      ),
-    );
+    // tell everyone now rather than wait for gossip
+    await this.broadcast(plan, (plan.kind === 'remove' ? membership.table.get(plan.target) : membership.table.self()) as MemberEntry);
   }
 
   private checkRunning(): void {

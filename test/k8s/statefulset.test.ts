@@ -299,15 +299,59 @@ test('a rolling restart under load replaces every pod once, from the highest ord
     cursor = ready;
   }
   expect(at('rollout to revision 2: complete')).toBeGreaterThan(cursor);
-  // no acknowledged write went missing, during the restart or after it (failed requests are
-  // reported above: a rolling restart without failures needs the preStop drain of quorumkv prestop)
+  // no quorum write failed (each pod drained in its preStop and left the endpoints before it
+  // stopped; the peers marked it down at its shutdown notice), and none went missing
   expect(report.ops).toBeGreaterThan(100);
+  expect(report.put.failed).toBe(0);
   expect(report.falseNotFound).toEqual([]);
   expect(report.staleReads).toEqual([]);
   expect(await load.verify(s.readyEndpoints()[0] as string)).toEqual({ checked: report.ackedKeys, lost: [], unverified: [] });
   // the restarted cluster serves quorum writes through every pod
   for (const url of s.readyEndpoints()) expect((await put(url, `after-rollout-${url}`, 1, '?consistency=all')).status).toBe(200);
 }, 200_000);
+
+test('scale 3 -> 5 -> 3 under quorum load: new pods stream their ranges in, removed ones hand theirs over; nothing is lost or missed', async () => {
+  // maxGraceSeconds bounds the run (the manifest's hour is for large volumes)
+  const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.48', dnsPort: 15444, maxGraceSeconds: 60 });
+  expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
+  const load = startLoad({
+    endpoints: () => s.readyEndpoints(),
+    concurrency: 4,
+    keySpace: 500,
+    writeRatio: 0.5,
+    maxOps: 100_000,
+    maxDurationMs: 170_000,
+  });
+  const step = async (name: string, replicas: number) => {
+    const from = load.elapsedMs();
+    const t = Date.now();
+    s.scale(replicas);
+    const done = await s.waitFor(() => s.allPods().length === replicas && s.allReady(), 80_000);
+    const report = load.report({ fromMs: from, toMs: load.elapsedMs() });
+    console.log(`${name}: ${done ? 'done' : 'NOT done'} in ${((Date.now() - t) / 1000).toFixed(1)} s\n${formatLoadReport(report)}`);
+    return { done, report };
+  };
+  const up = await step('scale 3 -> 5', 5);
+  expect(up.done).toBe(true);
+  // every member sees the five, and agrees on the ring
+  const rings = await Promise.all(s.readyEndpoints().map(async (u) => (await http('GET', `${u}/ring`)).body));
+  expect(new Set(rings.map((r) => r.checksum)).size).toBe(1);
+  expect(rings[0].members.map((m: { id: string }) => m.id)).toEqual(['quorumkv-0', 'quorumkv-1', 'quorumkv-2', 'quorumkv-3', 'quorumkv-4']);
+  const down = await step('scale 5 -> 3', 3);
+  expect(down.done).toBe(true);
+  const report = await load.stop();
+  // both removed pods decommissioned in their preStop, and their volumes went with them
+  for (const i of [3, 4]) expect(s.timeline.some((l) => l.includes(`pvc data-quorumkv-${i}: deleted`))).toBe(true);
+  expect(s.timeline.filter((l) => /quorumkv-[34]: preStop\| decommission finished/.test(l))).toHaveLength(2);
+  const after = await Promise.all(s.readyEndpoints().map(async (u) => (await http('GET', `${u}/ring`)).body));
+  expect(new Set(after.map((r) => r.checksum)).size).toBe(1);
+  expect(after[0].members.map((m: { id: string }) => m.id)).toEqual(['quorumkv-0', 'quorumkv-1', 'quorumkv-2']);
+  // the claims: no false 404, no stale read, no lost write (failed requests per step are printed)
+  expect(report.falseNotFound).toEqual([]);
+  expect(report.staleReads).toEqual([]);
+  expect(await load.verify(s.readyEndpoints()[0] as string)).toEqual({ checked: report.ackedKeys, lost: [], unverified: [] });
+  expect(report.ackedKeys).toBeGreaterThan(100);
+}, 240_000);
 
 describe('the load generator (scripts/lib/load.ts) and its checks', () => {
   const op = (o: Partial<OpRecord> & Pick<OpRecord, 'kind' | 'key' | 'startMs' | 'endMs' | 'status'>): OpRecord => ({
