@@ -6,11 +6,12 @@
 //
 //   node dist/scripts/bench.js [--runs 3] [--seconds 10] [--connections 64] [--keys 10000]
 
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
-import { LocalCluster, repoRoot } from './lib/local-cluster';
+import { writeBenchmarkSection } from './lib/bench-doc';
+import { LocalCluster } from './lib/local-cluster';
 
 function option(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -169,11 +170,7 @@ async function main(): Promise<void> {
   ].join('\n');
   console.log(`\nmedians over ${RUNS} runs\n${table}`);
 
-  const doc = `# Benchmarks
-
-Written by \`npm run bench\` (scripts/bench.ts); numbers are from the last run on this machine.
-
-## Quorum writes and reads, 3 nodes on loopback
+  const section = `## Quorum writes and reads, 3 nodes on loopback
 
 - When: ${new Date().toISOString()}
 - Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}
@@ -190,10 +187,7 @@ ${table}
 Every write is synced to disk on W=2 replicas before it is acknowledged (LMDB commit + fsync; writes
 arriving in the same event-loop turn share one commit).
 `;
-  const docs = path.join(repoRoot(), 'docs');
-  mkdirSync(docs, { recursive: true });
-  writeFileSync(path.join(docs, 'BENCHMARKS.md'), doc);
-  console.log(`\nwritten to ${path.join(docs, 'BENCHMARKS.md')}`);
+  console.log(`\nwritten to ${writeBenchmarkSection('quorum', section)}`);
 }
 
 void main().catch((err: unknown) => {
