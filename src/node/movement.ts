@@ -361,6 +361,9 @@ export class Movement {
     const fresh = (plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status) === 'normal';
     if (fresh) await this.pause(random.next() * 1000, true);
     for (;;) {
+      // ask the others what moves they see (an empty ring-state round): the local table may not
+      // know yet of a move another member has just announced
+      await this.poll(plan, []);
       const moving = membership.table.members().filter((m) => m.id !== plan.target && (m.status === 'joining' || m.status === 'leaving'));
       // already moving (resumed after a restart): go on
       const mine = plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status;
@@ -378,12 +381,8 @@ export class Movement {
    * writes it missed are on W of the others). Only within moveWaitMs of the start: then both go.
    */
   private async backOff(plan: MovePlan): Promise<boolean> {
-    const { membership, clock, log } = this.deps;
-    if (plan.kind !== 'leave' || plan.tasks !== undefined || clock.nowMs() - plan.startedAtMs >= this.config.moveWaitMs) return false;
-    const self = this.self();
-    const rival = membership.table
-      .members()
-      .find((m) => m.id !== self && (m.status === 'leaving' || m.status === 'joining') && m.id < self);
+    const { membership, log } = this.deps;
+    const rival = this.rival(plan);
     if (!rival) return false;
     log.info(
       { rival: rival.id, rivalStatus: rival.status },
@@ -393,6 +392,14 @@ export class Movement {
     await this.deps.saveStatus('normal');
     await this.broadcast(plan, membership.table.self());
     return true;
+  }
+
+  /** For a decommission not yet streaming: another move, by a member with a smaller id, that it yields to. */
+  private rival(plan: MovePlan): MemberEntry | undefined {
+    const { membership, clock } = this.deps;
+    if (plan.kind !== 'leave' || plan.tasks !== undefined || clock.nowMs() - plan.startedAtMs >= this.config.moveWaitMs) return undefined;
+    const self = this.self();
+    return membership.table.members().find((m) => m.id !== self && (m.status === 'leaving' || m.status === 'joining') && m.id < self);
   }
 
   /** Sends an entry to every member now (best effort; gossip carries it anyway). */
@@ -413,29 +420,41 @@ export class Movement {
   }
 
   /** Sends this move's entry to every member until each computes the placement this node does. */
+  /**
+   * One ring-state round: sends `entries` to every member, learns the moves they see, and returns
+   * the members that do not (yet) compute this node's placement, with why.
+   */
+  private async poll(plan: MovePlan, entries: MemberEntry[]): Promise<string[]> {
+    const { membership, transport } = this.deps;
+    const pending: string[] = [];
+    await Promise.all(
+      this.confirmers(plan).map(async (m) => {
+        try {
+          const r = await transport.send(m.address, { type: 'ring-state', from: this.self(), entries }, this.config.requestTimeoutMs);
+          if (Array.isArray(r.moving)) await membership.learn(r.moving);
+          if (r.placement !== membership.placement.checksum()) pending.push(`${m.id} (sees ${r.placement})`);
+        } catch (err) {
+          pending.push(`${m.id} (${membership.liveness(m.id)}: ${String(err instanceof Error ? err.message : err)})`);
+        }
+      }),
+    );
+    return pending;
+  }
+
   private async confirm(plan: MovePlan): Promise<void> {
-    const { membership, transport, clock, log } = this.deps;
+    const { membership, clock, log } = this.deps;
     let lastLog = clock.nowMs();
     for (;;) {
       this.checkRunning();
       const mine = membership.placement.checksum();
       const entries = [membership.table.self(), ...(plan.kind === 'remove' ? [membership.table.get(plan.target) as MemberEntry] : [])];
-      const pending: string[] = [];
-      await Promise.all(
-        this.confirmers(plan).map(async (m) => {
-          try {
-            const r = await transport.send(m.address, { type: 'ring-state', from: this.self(), entries }, this.config.requestTimeoutMs);
-            if (Array.isArray(r.moving)) await membership.learn(r.moving);
-            if (r.placement !== membership.placement.checksum()) pending.push(`${m.id} (sees ${r.placement})`);
-          } catch (err) {
-            pending.push(`${m.id} (${membership.liveness(m.id)}: ${String(err instanceof Error ? err.message : err)})`);
-          }
-        }),
-      );
+      const pending = await this.poll(plan, entries);
+      // a decommission that collided with another: no use confirming, it steps back (backOff)
       if (pending.length === 0 && membership.placement.checksum() === mine) {
         this.progress.waitingFor = undefined;
         return;
       }
+      if (this.rival(plan)) return;
       this.progress.waitingFor = `members to confirm the ring change: ${pending.join(', ') || 'placement changed meanwhile'}`;
       if (clock.nowMs() - lastLog >= 10_000) {
         lastLog = clock.nowMs();
