@@ -520,7 +520,7 @@ export class Movement {
   /** Streams one range from each of its sources, page by page, retrying what fails. */
   private async streamTask(plan: MovePlan, task: MoveTask, save: () => void): Promise<void> {
     const { membership } = this.deps;
-    for (const source of this.sourcesFor(plan, task)) {
+    for (const source of [...task.from]) {
       for (;;) {
         this.checkRunning();
         const at = task.cursors[source];
@@ -537,19 +537,24 @@ export class Movement {
             err instanceof Error ? err.message : err,
           )}`;
           await this.pause(this.config.retryMs);
-          // a source that went down: a join of a new member falls back to every other replica
+          // a source that went down: a join of a new member falls back to every other live
+          // replica of the range, which together hold everything it held (placement.ts)
           if (plan.kind === 'join' && !plan.replacing && state(source) === 'down') {
-            for (const alt of this.fallbackSources(task)) if (!task.from.includes(alt)) task.from.push(alt);
+            const alternatives = this.fallbackSources(task).filter((alt) => alt !== source);
+            if (alternatives.length > 0) {
+              for (const alt of alternatives) if (!task.from.includes(alt)) task.from.push(alt);
+              task.cursors[source] = true;
+              this.deps.log.info(
+                { range: [task.lo, task.hi], source, instead: alternatives },
+                'stream source is down: streaming from the other replicas',
+              );
+            }
           }
         }
       }
     }
     // sources added while streaming (fallbacks) are streamed too
     if (task.from.some((s) => task.cursors[s] !== true)) await this.streamTask(plan, task, save);
-  }
-
-  private sourcesFor(_plan: MovePlan, task: MoveTask): string[] {
-    return [...task.from];
   }
 
   private fallbackSources(task: MoveTask): string[] {
