@@ -8,7 +8,7 @@
 // (LMDB puts, many in flight: the storage's own speed), so the ratio says what streaming costs on
 // top of writing. Several runs; medians. Bounded: each join is given --timeout-s.
 //
-//   node dist/scripts/bench-bootstrap.js [--keys 1340000] [--runs 3] [--timeout-s 300]
+//   node dist/scripts/bench-bootstrap.js [--keys 1500000] [--runs 3] [--timeout-s 300]
 
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -23,7 +23,7 @@ function option(name: string, fallback: number): number {
   return i > 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-const KEYS = option('keys', 1_340_000);
+const KEYS = option('keys', 1_500_000);
 const RUNS = option('runs', 3);
 const TIMEOUT_MS = option('timeout-s', 300) * 1000;
 const VALUE = 'v'.repeat(100);
