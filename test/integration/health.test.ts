@@ -72,7 +72,10 @@ test('readiness is two-phase: pod 0 alone is ready while the StatefulSet is stil
       timeoutMs: 15_000,
     },
   );
-  expect((await probe('startup', (pods[2] as LocalNode).url)).line).toContain('3 members known');
+  // pods 1 and 2 joined pod 0's cluster; each learns the third through gossip
+  await eventually(async () => expect((await probe('startup', (pods[2] as LocalNode).url)).line).toContain('3 members known'), {
+    timeoutMs: 15_000,
+  });
 });
 
 test('liveness answers from a running node, and fails inside its deadline when the node is hung (SIGSTOP)', async () => {

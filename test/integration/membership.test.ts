@@ -198,9 +198,13 @@ test('quorumkv status and quorumkv ring print the cluster as tables', async () =
   const url = (c.nodes[0] as LocalNode).url;
   const status = await run(process.execPath, [cliPath(), 'status', '--url', url]);
   const lines = status.stdout.trim().split('\n');
-  expect(lines[0]).toMatch(/^node n1, ring [0-9a-f]{8}; discovery static: complete, 3 known/);
-  expect(lines[2]).toMatch(/^ID\s+ADDRESS\s+STATE\s+STATUS\s+PHI\s+HEARTBEAT\s+LAST HEARD\s+GENERATION$/);
-  expect(lines.slice(3).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
+  expect(lines[0]).toMatch(/^node n1 \(normal\), ring [0-9a-f]{8}; discovery static: complete, 3 known/);
+  // a node that joined the cluster (rather than started it) also shows its join on the next line
+  const header = lines.findIndex((l) => l.startsWith('ID'));
+  if (header === 3) expect(lines[1]).toMatch(/^join: done, ranges (\d+)\/\1, \d+ records/);
+  else expect(header).toBe(2);
+  expect(lines[header]).toMatch(/^ID\s+ADDRESS\s+STATE\s+STATUS\s+PHI\s+HEARTBEAT\s+LAST HEARD\s+GENERATION$/);
+  expect(lines.slice(header + 1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
     ['n1', '127.23.7.1:7000', 'alive', 'normal'],
     ['n2', '127.23.7.2:7000', 'alive', 'normal'],
     ['n3', '127.23.7.3:7000', 'alive', 'normal'],
