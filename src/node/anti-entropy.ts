@@ -10,7 +10,7 @@
 // what the other lacks or holds older. Every message has a deadline; the records moved per pass are
 // bounded (the rest waits for the next pass).
 
-import type { Clock, TimerId } from '../core/clock';
+import type { Clock } from '../core/clock';
 import { tokenOf } from '../core/hash';
 import { compareVersions, formatVersion, parseVersion } from '../core/hlc';
 import type { Logger } from '../core/log';
@@ -33,6 +33,7 @@ import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
 import { BadMessageError } from './errors';
+import { Loop } from './loop';
 import type { Membership } from './membership';
 
 export interface AntiEntropyConfig {
@@ -99,8 +100,7 @@ function freshProgress(): RepairProgress {
 }
 
 export class AntiEntropy {
-  private timer: TimerId | undefined;
-  private running = false;
+  private readonly loop: Loop;
   private pass: Promise<void> | undefined;
   private rangeCache:
     | { checksum: string; ranges: Array<{ range: TokenRange; replicas: string[] }>; shared: Map<string, TokenRange[]> }
@@ -114,6 +114,7 @@ export class AntiEntropy {
     private readonly config: AntiEntropyConfig,
     private readonly deps: AntiEntropyDeps,
   ) {
+    this.loop = new Loop(deps.clock, config.intervalMs, () => this.run('background'));
     const m = deps.metrics;
     this.compared = m?.counter('quorumkv_anti_entropy_keys_compared_total', 'Local records covered by anti-entropy comparisons');
     this.repaired = m?.counter('quorumkv_anti_entropy_keys_repaired_total', 'Records anti-entropy moved between replicas, by direction');
@@ -121,22 +122,11 @@ export class AntiEntropy {
   }
 
   start(): void {
-    this.running = true;
-    this.schedule(this.config.intervalMs);
+    this.loop.start();
   }
 
   stop(): void {
-    this.running = false;
-    if (this.timer !== undefined) this.deps.clock.cancel(this.timer);
-    this.timer = undefined;
-  }
-
-  private schedule(afterMs: number): void {
-    if (!this.running) return;
-    this.timer = this.deps.clock.setTimer(afterMs, () => {
-      this.timer = undefined;
-      void this.run('background').finally(() => this.schedule(this.config.intervalMs));
-    });
+    this.loop.stop();
   }
 
   /**
@@ -201,7 +191,7 @@ export class AntiEntropy {
     this.progress = { ...freshProgress(), running: true, kind, startedAtMs: clock.nowMs(), rangesTotal: total };
     try {
       for (const [peer, ranges] of byPeer) {
-        if (!this.running && kind === 'background') break;
+        if (!this.loop.running && kind === 'background') break;
         await this.compareWith(peer, ranges, only === undefined);
         if (this.progress.keysRepaired >= this.config.maxRecordsPerPass) break;
         if (this.config.peerPauseMs > 0) await new Promise<void>((r) => clock.setTimer(this.config.peerPauseMs, r));

@@ -7,11 +7,12 @@
 // be stale copies that come back to life if the node ever owned those ranges again after their
 // tombstones elsewhere were purged. Only while no move is under way: `owns` says when it knows.
 
-import type { Clock, TimerId } from '../core/clock';
+import type { Clock } from '../core/clock';
 import type { Logger } from '../core/log';
 import { isPurgeable } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
 import type { Store } from '../storage/store';
+import { Loop } from './loop';
 
 /** The ring is walked in this many slices: one per tick. */
 export const COMPACTION_SLICES = 256;
@@ -24,8 +25,7 @@ export interface CompactionConfig {
 }
 
 export class Compaction {
-  private timer: TimerId | undefined;
-  private running = false;
+  private readonly loop: Loop;
   private slice = 0;
   private readonly purged: Counter | undefined;
 
@@ -40,6 +40,10 @@ export class Compaction {
       owns?: ((key: string) => boolean | undefined) | undefined;
     },
   ) {
+    this.loop = new Loop(deps.clock, config.tickMs, async () => {
+      await this.purgeSlice(this.slice);
+      this.slice = (this.slice + 1) % COMPACTION_SLICES;
+    });
     this.purged = deps.metrics?.counter(
       'quorumkv_purged_total',
       'Records purged: tombstones and expired values after the grace period, records of ranges this node no longer replicates (kind)',
@@ -47,22 +51,11 @@ export class Compaction {
   }
 
   start(): void {
-    this.running = true;
-    this.timer = this.deps.clock.setTimer(this.config.tickMs, () => this.tick());
+    this.loop.start();
   }
 
   stop(): void {
-    this.running = false;
-    if (this.timer !== undefined) this.deps.clock.cancel(this.timer);
-    this.timer = undefined;
-  }
-
-  private tick(): void {
-    if (!this.running) return;
-    void this.purgeSlice(this.slice).finally(() => {
-      this.slice = (this.slice + 1) % COMPACTION_SLICES;
-      if (this.running) this.timer = this.deps.clock.setTimer(this.config.tickMs, () => this.tick());
-    });
+    this.loop.stop();
   }
 
   /** Purges what is purgeable in one slice of the ring; returns how many records went. */

@@ -4,12 +4,13 @@
 // window gets no new hints (anti-entropy rebuilds it instead), and hints that outlived the window
 // are dropped rather than delivered. Every drop is counted.
 
-import type { Clock, TimerId } from '../core/clock';
+import type { Clock } from '../core/clock';
 import type { Logger } from '../core/log';
 import type { StoredRecord } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
+import { Loop } from './loop';
 import type { Membership } from './membership';
 
 export interface HintConfig {
@@ -34,8 +35,7 @@ export interface HintDeps {
 }
 
 export class HintedHandoff {
-  private timer: TimerId | undefined;
-  private running = false;
+  private readonly loop: Loop;
   private delivering = false;
   private readonly stored: Counter | undefined;
   private readonly delivered: Counter | undefined;
@@ -45,6 +45,7 @@ export class HintedHandoff {
     private readonly config: HintConfig,
     private readonly deps: HintDeps,
   ) {
+    this.loop = new Loop(deps.clock, config.tickMs, () => this.deliver());
     const m = deps.metrics;
     this.stored = m?.counter('quorumkv_hints_stored_total', 'Hints stored for replicas that missed a write');
     this.delivered = m?.counter('quorumkv_hints_delivered_total', 'Hints delivered to their replica');
@@ -55,14 +56,11 @@ export class HintedHandoff {
   }
 
   start(): void {
-    this.running = true;
-    this.timer = this.deps.clock.setTimer(this.config.tickMs, () => this.tick());
+    this.loop.start();
   }
 
   stop(): void {
-    this.running = false;
-    if (this.timer !== undefined) this.deps.clock.cancel(this.timer);
-    this.timer = undefined;
+    this.loop.stop();
   }
 
   pending(target?: string): number {
@@ -93,13 +91,6 @@ export class HintedHandoff {
     await store.addHint({ target, key, record, createdAtMs: now });
     this.stored?.inc();
     return true;
-  }
-
-  private tick(): void {
-    if (!this.running) return;
-    void this.deliver().finally(() => {
-      if (this.running) this.timer = this.deps.clock.setTimer(this.config.tickMs, () => this.tick());
-    });
   }
 
   /** One delivery round: for every target that is alive, the oldest hints up to the rate's share. */
