@@ -92,6 +92,13 @@ export interface MovePlan {
   startedAtMs: number;
   /** Computed after the confirmation round; undefined before. */
   tasks: MoveTask[] | undefined;
+  /**
+   * A join: the other members' statuses when it announced itself. A join that nothing else moved
+   * around (same statuses when it plans, nobody else moving) streams each range from the replica
+   * it displaces alone; otherwise that replica may never have held the range (it became normal
+   * in another move planned around this one), so it streams from every other replica.
+   */
+  othersAtStart?: string;
 }
 
 export interface MoveProgress {
@@ -206,7 +213,14 @@ export class Movement {
           replacing ? 'joining the cluster again with an empty data directory' : 'joining the cluster',
         );
         await this.announce('joining', replacing);
-        this.start({ kind: 'join', target: this.self(), replacing, startedAtMs: clock.nowMs(), tasks: undefined });
+        this.start({
+          kind: 'join',
+          target: this.self(),
+          replacing,
+          startedAtMs: clock.nowMs(),
+          tasks: undefined,
+          othersAtStart: this.othersStatuses(),
+        });
         return { joining: true };
       }
       const alone = p.unanswered.length === 0;
@@ -467,20 +481,45 @@ export class Movement {
     }
   }
 
+  /** The other members and their statuses, as one comparable string. */
+  private othersStatuses(): string {
+    const self = this.self();
+    return this.deps.membership.table
+      .all()
+      .filter((m) => m.id !== self)
+      .map((m) => `${m.id}:${m.status}`)
+      .join(',');
+  }
+
   /** The ranges to stream, and between whom, from the placement every member now agrees on. */
   private planTasks(plan: MovePlan): MoveTask[] {
     const tasks: MoveTask[] = [];
     const self = this.self();
-    for (const { lo, hi, replicas } of this.deps.membership.placement.ranges()) {
+    const placement = this.deps.membership.placement;
+    // a join that nothing moved around: the displaced replica holds all the range's data
+    const alone =
+      plan.kind === 'join' &&
+      !plan.replacing &&
+      plan.othersAtStart === this.othersStatuses() &&
+      [...placement.moving.keys()].every((id) => id === self);
+    if (plan.kind === 'join' && !alone) {
+      this.deps.log.info({ replacing: plan.replacing }, 'join: other moves around this one, streaming each range from every other replica');
+    }
+    for (const { lo, hi, replicas } of placement.ranges()) {
       if (plan.kind === 'join') {
         if (!replicas.pending.includes(self)) continue;
         const others = [...replicas.stable, ...replicas.displaced].filter((id) => id !== self);
-        const from = plan.replacing || replicas.displaced.length === 0 ? others : replicas.displaced;
+        const from = !alone || replicas.displaced.length === 0 ? others : replicas.displaced;
         if (from.length > 0) tasks.push({ lo, hi, to: self, from, cursors: {}, done: false });
       } else {
         if (!replicas.displaced.includes(plan.target)) continue;
-        const from = plan.kind === 'leave' ? [self] : replicas.stable.filter((id) => id !== plan.target);
-        for (const to of replicas.pending) {
+        // A range that loses a replica and gains none (the ring shrinks below N) must also reach its
+        // remaining replicas: a write acknowledged by the departing one and one other may have
+        // missed the rest, and with nobody new to stream to, it would be left on one replica.
+        const shrinks = replicas.write.length < replicas.stable.length + replicas.displaced.length;
+        const receivers = shrinks ? replicas.write : replicas.pending;
+        for (const to of receivers) {
+          const from = plan.kind === 'leave' ? [self] : replicas.stable.filter((id) => id !== plan.target && id !== to);
           if (from.length > 0) tasks.push({ lo, hi, to, from, cursors: {}, done: false });
         }
       }
@@ -504,7 +543,14 @@ export class Movement {
     };
     const worker = async () => {
       for (let task = queue.shift(); task; task = queue.shift()) {
-        await this.streamTask(plan, task, save);
+        const instead = await this.streamTask(plan, task, save);
+        // its receiver left the cluster meanwhile: the range goes to whoever gains it now
+        for (const to of instead) {
+          const again: MoveTask = { lo: task.lo, hi: task.hi, to, from: [...task.from], cursors: {}, done: false };
+          tasks.push(again);
+          queue.push(again);
+          this.progress.rangesTotal++;
+        }
         task.done = true;
         this.progress.rangesDone++;
         const share = this.progress.rangesDone / Math.max(1, this.progress.rangesTotal);
@@ -517,12 +563,21 @@ export class Movement {
     await saving;
   }
 
-  /** Streams one range from each of its sources, page by page, retrying what fails. */
-  private async streamTask(plan: MovePlan, task: MoveTask, save: () => void): Promise<void> {
+  /**
+   * Streams one range from each of its sources, page by page, retrying what fails. Returns the
+   * members to stream it to instead when its receiver was removed from the cluster meanwhile
+   * (another move planned around this one): empty when it was delivered.
+   */
+  private async streamTask(plan: MovePlan, task: MoveTask, save: () => void): Promise<string[]> {
     const { membership } = this.deps;
     for (const source of [...task.from]) {
       for (;;) {
         this.checkRunning();
+        if (task.to !== this.self() && membership.table.get(task.to)?.status === 'removed') {
+          const now = membership.placement.replicasForToken(task.hi).pending.filter((id) => id !== task.to);
+          this.deps.log.info({ range: [task.lo, task.hi], removed: task.to, instead: now }, 'stream receiver left the cluster');
+          return now;
+        }
         const at = task.cursors[source];
         if (at === true) break;
         try {
@@ -554,7 +609,8 @@ export class Movement {
       }
     }
     // sources added while streaming (fallbacks) are streamed too
-    if (task.from.some((s) => task.cursors[s] !== true)) await this.streamTask(plan, task, save);
+    if (task.from.some((s) => task.cursors[s] !== true)) return this.streamTask(plan, task, save);
+    return [];
   }
 
   private fallbackSources(task: MoveTask): string[] {

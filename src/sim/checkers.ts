@@ -5,7 +5,14 @@ import { compareVersions, formatVersion, type Version } from '../core/hlc';
 import { compareRecords, newest, type StoredRecord } from '../core/record';
 import type { FinalState, Op } from './history';
 
-export type CheckerName = 'lost-write' | 'stale-read' | 'invented-value' | 'resurrection' | 'ring-disagreement' | 'stuck-move';
+export type CheckerName =
+  | 'lost-write'
+  | 'stale-read'
+  | 'invented-value'
+  | 'resurrection'
+  | 'ring-disagreement'
+  | 'stuck-move'
+  | 'under-replicated';
 
 export interface Violation {
   checker: CheckerName;
@@ -85,6 +92,33 @@ export function checkQuorumReads(history: readonly Op[], n: number): Violation[]
           ops: [must.id, r.id],
         });
       }
+    }
+  }
+  return out;
+}
+
+/**
+ * 7. Replication holds across moves: every acknowledged write (at W) is held, at its version or a
+ * newer one, by at least W of the key's replicas in `final` (what the ring's replicas hold on disk
+ * right now). Checked when a join, decommission or removal has finished: streaming must have
+ * carried each range to its new replicas (anti-entropy is kept off meanwhile, so it cannot mask a
+ * range that was not streamed).
+ */
+export function checkReplication(history: readonly Op[], final: FinalState): Violation[] {
+  const out: Violation[] = [];
+  for (const o of history) {
+    if (!isWrite(o) || o.outcome !== 'ok' || !o.version) continue;
+    const replicas = final.get(o.key) ?? [];
+    const holders = replicas.filter((r) => r.record && compareVersions(r.record.version, o.version as Version) >= 0);
+    const need = Math.min(o.required, replicas.length);
+    if (holders.length < need) {
+      out.push({
+        checker: 'under-replicated',
+        message: `${o.kind} #${o.id} of ${o.key} acknowledged by ${o.required} at ${fmt(o.version)} is on ${holders.length} of its replicas now (${replicas
+          .map((r) => `${r.node}: ${fmt(r.record?.version)}`)
+          .join(', ')})`,
+        ops: [o.id],
+      });
     }
   }
   return out;

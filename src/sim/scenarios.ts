@@ -33,6 +33,9 @@ export async function elasticSteps(sim: Simulation): Promise<Violation[]> {
         message: `step "${name}" ${done ? 'finished but the members did not agree' : 'did not finish'} within ${STEP_LIMIT_MS} ms`,
         ops: [],
       });
+    } else {
+      // the move is over: every acknowledged write must be on W of its replicas in the new ring
+      for (const v of sim.checkReplicationNow()) stuck.push({ ...v, message: `after "${name}": ${v.message}` });
     }
     return done && agreed;
   };

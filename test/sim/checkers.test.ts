@@ -8,6 +8,7 @@ import {
   checkNoResurrection,
   checkNothingInvented,
   checkQuorumReads,
+  checkReplication,
   checkRingAgreement,
   convergence,
 } from '../../src/sim/checkers';
@@ -158,5 +159,22 @@ describe('checker 6: ring agreement', () => {
         { node: 'n2', checksum: 'bb' },
       ]),
     ).toEqual([expect.objectContaining({ checker: 'ring-disagreement', message: expect.stringContaining('n2=bb') })]);
+  });
+});
+
+describe('checker 7: replication holds across moves', () => {
+  const put = op({ kind: 'put', key: 'a', value: 'x', start: 0, end: 5, version: v(10), required: 2 });
+
+  test('reports a write acknowledged by W that fewer than W of its replicas hold now', () => {
+    const found = checkReplication([put], state({ a: [liveRecord('x', v(10)), liveRecord('old', v(5)), undefined] }));
+    expect(found).toEqual([expect.objectContaining({ checker: 'under-replicated', ops: [put.id] })]);
+    expect(found[0]?.message).toContain('on 1 of its replicas');
+  });
+
+  test('counts newer records as holders, and asks no more than the replicas there are', () => {
+    expect(checkReplication([put], state({ a: [liveRecord('x', v(10)), tombstone(v(12)), undefined] }))).toEqual([]);
+    const all = op({ kind: 'put', key: 'b', value: 'y', start: 0, end: 5, version: v(10), required: 3 });
+    expect(checkReplication([all], state({ b: [liveRecord('y', v(10)), liveRecord('y', v(10))] }))).toEqual([]);
+    expect(checkReplication([{ ...put, outcome: 'fail' }], state({ a: [undefined, undefined, undefined] }))).toEqual([]);
   });
 });
