@@ -231,7 +231,9 @@ test('under OrderedReady a scale-down terminates the highest ordinal first and t
   const s = await run({ podManagementPolicy: 'OrderedReady', ipPrefix: '127.47', dnsPort: 15443, maxGraceSeconds: 20 });
   expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
   s.scale(1);
-  expect(await s.waitFor(() => s.allPods().length === 1 && s.allReady(), 60_000)).toBe(true);
+  // the volume goes just after the pod: wait for both
+  const gone = () => s.timeline.some((l) => l.includes('pvc data-quorumkv-1: deleted'));
+  expect(await s.waitFor(() => s.allPods().length === 1 && s.allReady() && gone(), 60_000)).toBe(true);
   const at = (what: string) => s.timeline.findIndex((l) => l.includes(what));
   const order = [
     'quorumkv-2: terminating (scaled down to 1 replicas)',
