@@ -16,7 +16,6 @@ import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, Wri
 import type { Placement } from '../core/placement';
 import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
-import type { Ring } from '../core/ring';
 import type { Discovery } from '../discovery/discovery';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
@@ -376,10 +375,6 @@ export class Node {
   /** Addresses of the other members that are not down (the seed's /peers). */
   peers(): string[] {
     return this.membership.livePeers();
-  }
-
-  currentRing(): Ring {
-    return this.membership.ring;
   }
 
   /** This node's wall clock (TTL checks use it, as the writes' expiry came from a coordinator's). */

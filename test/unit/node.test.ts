@@ -78,7 +78,7 @@ describe('node protocol on in-memory parts', () => {
       expect(n.discoveryStatus().complete).toBe(true);
       expect(n.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
     }
-    expect(new Set(nodes.map((n) => n.currentRing().checksum())).size).toBe(1);
+    expect(new Set(nodes.map((n) => n.placement().checksum())).size).toBe(1);
   });
 
   test('a write reaches every replica; a read returns the newest version even when a replica is stale', async () => {
@@ -133,7 +133,7 @@ describe('node protocol on in-memory parts', () => {
     const again = await Node.create(config(0), deps(0));
     expect(again.generation).toBeGreaterThan(old.generation);
     expect(again.memberList().map((m) => m.id)).toEqual(['n1', 'n2', 'n3']);
-    expect(again.currentRing().checksum()).toBe(old.currentRing().checksum());
+    expect(again.placement().checksum()).toBe(old.placement().checksum());
   });
 
   test('a store that belongs to another node id is refused', async () => {
