@@ -32,6 +32,7 @@ import { isPurgeable, isStoredRecord, type StoredRecord } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
+import { byteBatches, recordBytes } from './batches';
 import { BadMessageError } from './errors';
 import { Loop } from './loop';
 import type { Membership } from './membership';
@@ -396,8 +397,8 @@ export class AntiEntropy {
     }
     const wanted = new Set(reply.want ?? []);
     const push = records.filter((r) => wanted.has(r.key)).map((r): [string, StoredRecord] => [r.key, r.record]);
-    if (push.length > 0) {
-      const r = await this.call(peer, { type: 'write-batch', records: push });
+    for (const chunk of byteBatches(push, ([key, record]) => recordBytes(key, record))) {
+      const r = await this.call(peer, { type: 'write-batch', records: chunk });
       for (let i = 0; i < r.applied; i++) this.countRepair('sent');
     }
   }

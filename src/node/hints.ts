@@ -10,6 +10,7 @@ import type { StoredRecord } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
+import { byteBatches, recordBytes } from './batches';
 import { Loop } from './loop';
 import type { Membership } from './membership';
 
@@ -122,13 +123,15 @@ export class HintedHandoff {
         const fresh = hints.filter((h) => now - h.createdAtMs <= this.config.windowMs);
         if (fresh.length === 0) continue;
         try {
-          await transport.send(
-            address,
-            { type: 'write-batch', records: fresh.map((h): [string, StoredRecord] => [h.key, h.record]) },
-            this.config.timeoutMs,
-          );
-          await store.removeHints(fresh.map((h) => h.id));
-          this.delivered?.inc(undefined, fresh.length);
+          for (const chunk of byteBatches(fresh, (h) => recordBytes(h.key, h.record))) {
+            await transport.send(
+              address,
+              { type: 'write-batch', records: chunk.map((h): [string, StoredRecord] => [h.key, h.record]) },
+              this.config.timeoutMs,
+            );
+            await store.removeHints(chunk.map((h) => h.id));
+            this.delivered?.inc(undefined, chunk.length);
+          }
           log.debug({ target, delivered: fresh.length, left: store.hintCount(target) }, 'hints delivered');
         } catch (err) {
           log.debug({ target, err: String(err) }, 'hint delivery failed; will retry');

@@ -31,6 +31,7 @@ import { isPurgeable, isStoredRecord, type StoredRecord } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
+import { byteBatches, recordBytes } from './batches';
 import { BadMessageError } from './errors';
 import type { Membership } from './membership';
 
@@ -635,13 +636,16 @@ export class Movement {
     let bytes = 0;
     for (const [key, r] of records) {
       if (!isStoredRecord(r)) throw new BadMessageError(`a streamed record of ${JSON.stringify(key)} is malformed`);
-      bytes += key.length + JSON.stringify(r).length;
+      bytes += recordBytes(key, r);
     }
     if (to === this.self()) {
       await Promise.all(records.map(([key, record]) => this.deps.apply(key, record)));
       this.streamed?.inc({ direction: 'received' }, records.length);
     } else {
-      await this.send(to, { type: 'write-batch', records }, this.config.requestTimeoutMs * 5);
+      // a page from another source may have been cut to a larger byte budget than a peer takes
+      for (const chunk of byteBatches(records, ([key, record]) => recordBytes(key, record))) {
+        await this.send(to, { type: 'write-batch', records: chunk }, this.config.requestTimeoutMs * 5);
+      }
       this.streamed?.inc({ direction: 'sent' }, records.length);
     }
     this.progress.recordsStreamed += records.length;
@@ -691,12 +695,18 @@ export class Movement {
     let lastToken: number | undefined;
     for (const [key, record] of this.deps.store.range(from, msg.hi)) {
       const token = tokenOf(key);
-      // a page ends between tokens only, so that the cursor can be a token
-      if ((records.length >= maxRecords || bytes >= maxBytes) && token !== lastToken) return { records, next: lastToken as number };
+      if (isPurgeable(record, now, this.config.tombstoneGraceMs)) {
+        lastToken = token;
+        continue;
+      }
+      // stop before a record would take the page past its budget (one record always goes), and
+      // only between tokens, so that the cursor can be a token
+      const size = recordBytes(key, record);
+      const full = records.length >= maxRecords || (records.length > 0 && bytes + size > maxBytes);
+      if (full && token !== lastToken) return { records, next: lastToken as number };
       lastToken = token;
-      if (isPurgeable(record, now, this.config.tombstoneGraceMs)) continue;
       records.push([key, record]);
-      bytes += key.length + JSON.stringify(record).length + 8;
+      bytes += size;
     }
     return { records };
   }

@@ -21,6 +21,7 @@ import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
 import type { Store } from '../storage/store';
 import { AntiEntropy, type AntiEntropyConfig } from './anti-entropy';
+import { MAX_BATCH_BYTES } from './batches';
 import { Compaction } from './compaction';
 import { BadMessageError, NotServingError, QuorumError } from './errors';
 import { gather, type ReplicaFailure } from './fanout';
@@ -115,10 +116,10 @@ export class StaleDataError extends Error {
   override name = 'StaleDataError';
 }
 
-/** Defaults for streaming: pages of 2,000 records or 1 MiB, four ranges at once. */
+/** Defaults for streaming: pages of 2,000 records or 512 KiB (what a peer takes in one message), four ranges at once. */
 const MOVEMENT_DEFAULTS = {
   pageRecords: 2000,
-  pageBytes: 1 << 20,
+  pageBytes: MAX_BATCH_BYTES,
   concurrentRanges: 4,
   retryMs: 500,
   formationGraceMs: 30_000,

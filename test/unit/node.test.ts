@@ -6,6 +6,7 @@ import type { Message, ReplyOf } from '../../src/core/messages';
 import { SeededRandom } from '../../src/core/random';
 import { liveRecord } from '../../src/core/record';
 import { type Transport, TransportError } from '../../src/net/transport';
+import { byteBatches, MAX_BATCH_BYTES } from '../../src/node/batches';
 import { QuorumError } from '../../src/node/errors';
 import { Node, type NodeConfig } from '../../src/node/node';
 import { MemoryStore } from '../../src/storage/memory-store';
@@ -152,5 +153,36 @@ describe('node protocol on in-memory parts', () => {
     );
     await expect(n.handle({ type: 'nope' } as never)).rejects.toThrow('unknown message type');
     await flushMicrotasks();
+  });
+
+  test('streamed pages and write batches stay within what a peer takes in one message, large values or not', async () => {
+    const { nodes, stores } = await cluster();
+    const n1 = nodes[0] as Node;
+    const big = 'x'.repeat(200 * 1024);
+    const keys = Array.from({ length: 12 }, (_, i) => `big-${i}`);
+    const huge = 'y'.repeat(700 * 1024); // larger than a page's budget: it goes alone
+    for (const k of keys) await stores[0]?.put(k, liveRecord(k === 'big-3' ? huge : big, { wallMs: 1, counter: 0, nodeId: 'n1' }));
+    const seen: string[] = [];
+    let after: number | undefined;
+    for (let pages = 0; pages < 50; pages++) {
+      const page = await n1.handle({
+        type: 'stream-range',
+        lo: 0,
+        hi: 0,
+        maxRecords: 2000,
+        maxBytes: MAX_BATCH_BYTES,
+        ...(after === undefined ? {} : { after }),
+      });
+      const bytes = JSON.stringify(page.records).length;
+      if (page.records.length > 1) expect(bytes).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+      seen.push(...page.records.map(([k]) => k).filter((k) => k.startsWith('big-')));
+      if (page.next === undefined) break;
+      after = page.next;
+    }
+    expect([...seen].sort()).toEqual([...keys].sort());
+    // and a batch splits by bytes, never leaving an item out or an empty batch
+    const sizes = [300, 300, 900, 10, 10];
+    const batches = byteBatches(sizes, (x) => x, 600);
+    expect(batches).toEqual([[300, 300], [900], [10, 10]]);
   });
 });
