@@ -137,17 +137,20 @@ test('removenode rebuilds a dead member ranges from the other replicas; its volu
   const n4 = await joinFourth(c, '127.28.3.4');
   const acked = await writeKeys(c.nodes, 2000, 'kept');
 
+  // refused while it is alive (a live member must be decommissioned instead)
+  const alive = await cli('removenode', 'n2', '--url', n3.url);
+  expect(alive).toMatchObject({ code: 1, out: expect.stringMatching(/n2 is not down/) });
   await n2.kill('SIGKILL');
-  // refused while it is not yet down (a live member must be decommissioned instead)
+  // the node that runs the removal must itself see n2 down (each node judges liveness on its own)
   await eventually(
     async () => {
-      const cluster = (await http('GET', `${n1.url}/cluster`)).body;
+      const cluster = (await http('GET', `${n3.url}/cluster`)).body;
       expect(cluster.members.find((m: { id: string }) => m.id === 'n2').state).toBe('down');
     },
     { timeoutMs: 30_000 },
   );
   const r = await cli('removenode', 'n2', '--url', n3.url);
-  expect({ code: r.code, out: r.out }).toMatchObject({ code: 0 });
+  expect(r).toEqual({ code: 0, out: expect.stringMatching(/removenode finished/) });
   c.forget(n2);
   await c.waitFormed(30_000);
   const ring = (await http('GET', `${n4.url}/ring`)).body;
