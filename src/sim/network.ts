@@ -33,6 +33,8 @@ export class SimNetwork {
   private readonly endpoints = new Map<string, Endpoint>();
   /** address -> partition side; messages between different sides are lost. */
   private sides = new Map<string, number>();
+  /** `from>to` -> extra one-way latency of that direction, in ms; Infinity: it loses every packet. */
+  private readonly links = new Map<string, number>();
   /** Probability that any one message or reply is lost. */
   dropRate = 0;
   readonly stats: NetworkStats = { bytes: {}, sent: 0, delivered: 0, dropped: 0, partitioned: 0, refused: 0 };
@@ -66,13 +68,23 @@ export class SimNetwork {
     this.sides = new Map();
   }
 
-  private cut(a: string, b: string): boolean {
-    return (this.sides.get(a) ?? 0) !== (this.sides.get(b) ?? 0);
+  /**
+   * One direction of one link gets `extraMs` slower (Infinity: every packet on it is lost; 0: back
+   * to normal). For tests that need a message to arrive late on purpose, the random faults never.
+   */
+  degradeLink(from: string, to: string, extraMs: number): void {
+    if (extraMs === 0) this.links.delete(`${from}>${to}`);
+    else this.links.set(`${from}>${to}`, extraMs);
   }
 
-  private delay(): number {
+  private cut(a: string, b: string): boolean {
+    return (this.sides.get(a) ?? 0) !== (this.sides.get(b) ?? 0) || this.links.get(`${a}>${b}`) === Infinity;
+  }
+
+  private delay(from: string, to: string): number {
     const u = this.random.next();
-    return this.latency.minMs + -Math.log(1 - u) * this.latency.meanExtraMs;
+    const extra = this.links.size === 0 ? 0 : (this.links.get(`${from}>${to}`) ?? 0);
+    return this.latency.minMs + -Math.log(1 - u) * this.latency.meanExtraMs + extra;
   }
 
   /** Moves one packet from `from` to `to`; false if lost on the way (drop or partition). */
@@ -114,12 +126,12 @@ export class SimNetwork {
           this.count(msg.type, wire.length);
           this.trace?.(`send ${self} -> ${to} ${msg.type} ${summarize(msg)}`);
           if (this.lost(self, to)) return;
-          this.scheduler.after(this.delay(), () => {
+          this.scheduler.after(this.delay(self, to), () => {
             const dest = this.endpoints.get(to);
             if (!dest || dest.state === 'down') {
               this.stats.refused++;
               // the RST travels back like any packet
-              this.scheduler.after(this.delay(), () => finish(() => reject(new TransportError('refused', `${to}: ECONNREFUSED`))));
+              this.scheduler.after(this.delay(to, self), () => finish(() => reject(new TransportError('refused', `${to}: ECONNREFUSED`))));
               return;
             }
             const deliver = () => {
@@ -149,7 +161,7 @@ export class SimNetwork {
     const replier = this.endpoints.get(from);
     if (!replier || replier.incarnation !== incarnation || replier.state === 'down') return; // died before answering
     if (this.lost(from, to)) return;
-    this.scheduler.after(this.delay(), () => {
+    this.scheduler.after(this.delay(from, to), () => {
       const dest = this.endpoints.get(to);
       if (!dest || dest.state === 'down') return;
       if (dest.state === 'paused') dest.inbox.push(() => onArrive(payload));
