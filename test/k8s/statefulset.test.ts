@@ -11,7 +11,7 @@ import path from 'node:path';
 import { buildReport, formatLoadReport, type OpRecord, startLoad } from '../../scripts/lib/load';
 import { StatefulSetSim, type StatefulSetSimOptions } from '../../scripts/lib/statefulset-sim';
 import { preStopAction, statefulSetReplicas } from '../../src/cli/kube';
-import { mapLimit } from '../helpers/eventually';
+import { eventually, mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
 
 let sim: StatefulSetSim | undefined;
@@ -143,8 +143,18 @@ test('a hung container fails liveness and kubelet restarts it; it rejoins', asyn
   expect(s.timeline.filter((l) => l.includes('quorumkv-1: liveness failed')).length).toBeGreaterThanOrEqual(3);
   expect(s.timeline.some((l) => l.includes('quorumkv-1: killing container: liveness probe failed'))).toBe(true);
   expect(await s.waitFor(() => pod.ready, 60_000)).toBe(true);
-  const w = await put(pod.url, 'after-restart', 1, '?consistency=all');
-  expect(w.status).toBe(200);
+  // Ready needs a quorum of peers, not all: the restarted node hears the other one's heartbeats a
+  // moment later. Rejoined means a write to all three replicas through it succeeds within a deadline.
+  const w = await eventually(
+    async () => {
+      const r = await put(pod.url, 'after-restart', 1, '?consistency=all');
+      if (r.status !== 200) console.log(`write to all three through the restarted pod: ${r.status} ${JSON.stringify(r.body)}; again`);
+      expect(r).toMatchObject({ status: 200 });
+      return r;
+    },
+    { timeoutMs: 20_000 },
+  );
+  expect(w.body).toMatchObject({ successful_writes: 3, total_replicas: 3 });
 }, 120_000);
 
 /** The environment a pod's container really has (what its preStop hook and the node see). */
@@ -235,17 +245,20 @@ test('under OrderedReady a scale-down terminates the highest ordinal first and t
   const gone = () => s.timeline.some((l) => l.includes('pvc data-quorumkv-1: deleted'));
   expect(await s.waitFor(() => s.allPods().length === 1 && s.allReady() && gone(), 60_000)).toBe(true);
   const at = (what: string) => s.timeline.findIndex((l) => l.includes(what));
-  const order = [
-    'quorumkv-2: terminating (scaled down to 1 replicas)',
-    'quorumkv-2: deleted',
-    'pvc data-quorumkv-2: deleted',
-    'quorumkv-1: terminating (scaled down to 1 replicas)',
-    'quorumkv-1: deleted',
-    'pvc data-quorumkv-1: deleted',
-  ].map((w) => [w, at(w)] as const);
-  for (const [what, i] of order) expect({ what, found: i >= 0 }).toEqual({ what, found: true });
-  const indices = order.map(([, i]) => i);
-  expect(indices).toEqual([...indices].sort((a, b) => a - b));
+  // Each pair happens in this order. A volume is deleted after its pod (the garbage collector
+  // follows the pod's deletion), but not necessarily before the next pod starts terminating:
+  // Kubernetes orders the pods only, so neither does this test.
+  const pairs = [
+    ['quorumkv-2: terminating (scaled down to 1 replicas)', 'quorumkv-2: deleted'],
+    ['quorumkv-2: deleted', 'pvc data-quorumkv-2: deleted'],
+    ['quorumkv-2: deleted', 'quorumkv-1: terminating (scaled down to 1 replicas)'],
+    ['quorumkv-1: terminating (scaled down to 1 replicas)', 'quorumkv-1: deleted'],
+    ['quorumkv-1: deleted', 'pvc data-quorumkv-1: deleted'],
+  ];
+  for (const [first, then] of pairs) {
+    const [i, j] = [at(first as string), at(then as string)];
+    expect({ first, then, found: i >= 0 && j >= 0, inOrder: i < j }).toEqual({ first, then, found: true, inOrder: true });
+  }
   expect(existsSync(s.volumeDir(0))).toBe(true);
 }, 120_000);
 
