@@ -248,7 +248,7 @@ test('under OrderedReady a scale-down terminates the highest ordinal first and t
   // Each pair happens in this order. A volume is deleted after its pod (the garbage collector
   // follows the pod's deletion), but not necessarily before the next pod starts terminating:
   // Kubernetes orders the pods only, so neither does this test.
-  const pairs = [
+  const pairs: Array<[string, string]> = [
     ['quorumkv-2: terminating (scaled down to 1 replicas)', 'quorumkv-2: deleted'],
     ['quorumkv-2: deleted', 'pvc data-quorumkv-2: deleted'],
     ['quorumkv-2: deleted', 'quorumkv-1: terminating (scaled down to 1 replicas)'],
@@ -256,7 +256,7 @@ test('under OrderedReady a scale-down terminates the highest ordinal first and t
     ['quorumkv-1: deleted', 'pvc data-quorumkv-1: deleted'],
   ];
   for (const [first, then] of pairs) {
-    const [i, j] = [at(first as string), at(then as string)];
+    const [i, j] = [at(first), at(then)];
     expect({ first, then, found: i >= 0 && j >= 0, inOrder: i < j }).toEqual({ first, then, found: true, inOrder: true });
   }
   expect(existsSync(s.volumeDir(0))).toBe(true);
