@@ -434,7 +434,6 @@ export class Movement {
     return this.deps.membership.table.members().filter((m) => m.id !== self && !(plan.kind === 'remove' && m.id === plan.target));
   }
 
-  /** Sends this move's entry to every member until each computes the placement this node does. */
   /**
    * One ring-state round: sends `entries` to every member, learns the moves they see, and returns
    * the members that do not (yet) compute this node's placement, with why.
@@ -456,6 +455,7 @@ export class Movement {
     return pending;
   }
 
+  /** Sends this move's entry to every member until each computes the placement this node does. */
   private async confirm(plan: MovePlan): Promise<void> {
     const { membership, clock, log } = this.deps;
     let lastLog = clock.nowMs();
@@ -464,11 +464,11 @@ export class Movement {
       const mine = membership.placement.checksum();
       const entries = [membership.table.self(), ...(plan.kind === 'remove' ? [membership.table.get(plan.target) as MemberEntry] : [])];
       const pending = await this.poll(plan, entries);
-      // a decommission that collided with another: no use confirming, it steps back (backOff)
       if (pending.length === 0 && membership.placement.checksum() === mine) {
         this.progress.waitingFor = undefined;
         return;
       }
+      // a decommission that collided with another: no use confirming, it steps back (backOff)
       if (this.rival(plan)) return;
       this.progress.waitingFor = `members to confirm the ring change: ${pending.join(', ') || 'placement changed meanwhile'}`;
       if (clock.nowMs() - lastLog >= 10_000) {
@@ -633,17 +633,23 @@ export class Movement {
   }
 
   private async deliver(to: string, records: Array<[string, StoredRecord]>): Promise<void> {
-    let bytes = 0;
     for (const [key, r] of records) {
       if (!isStoredRecord(r)) throw new BadMessageError(`a streamed record of ${JSON.stringify(key)} is malformed`);
-      bytes += recordBytes(key, r);
     }
+    // each record's size is measured once: for the progress figures, and to cut batches
+    let bytes = 0;
+    const sized = ([key, record]: [string, StoredRecord]) => {
+      const size = recordBytes(key, record);
+      bytes += size;
+      return size;
+    };
     if (to === this.self()) {
+      records.forEach(sized);
       await Promise.all(records.map(([key, record]) => this.deps.apply(key, record)));
       this.streamed?.inc({ direction: 'received' }, records.length);
     } else {
       // a page from another source may have been cut to a larger byte budget than a peer takes
-      for (const chunk of byteBatches(records, ([key, record]) => recordBytes(key, record))) {
+      for (const chunk of byteBatches(records, sized)) {
         await this.send(to, { type: 'write-batch', records: chunk }, this.config.requestTimeoutMs * 5);
       }
       this.streamed?.inc({ direction: 'sent' }, records.length);
