@@ -70,18 +70,19 @@ export class Compaction {
       if (isPurgeable(r, now, this.config.tombstoneGraceMs)) doomed.push({ key, kind: r.deleted ? 'tombstone' : 'expired' });
       else if (owns?.(key) === false) doomed.push({ key, kind: 'unowned' });
     }
-    let purged = 0;
+    // Re-check each one (a newer write may have landed, or the ring moved, since the scan) and
+    // issue its delete in the same synchronous step, so that no write can come between the two; the
+    // deletes of a slice then share commits (one awaited at a time, each paid for a sync).
+    const deletes: Array<Promise<void>> = [];
     for (const d of doomed) {
-      // re-check: a newer write may have landed, or the ring moved, since the scan
       const cur = store.get(d.key);
       if (!cur) continue;
       const still = d.kind === 'unowned' ? owns?.(d.key) === false : isPurgeable(cur, clock.nowMs(), this.config.tombstoneGraceMs);
       if (!still) continue;
-      await store.delete(d.key);
-      this.purged?.inc({ kind: d.kind });
-      purged++;
+      deletes.push(store.delete(d.key).then(() => this.purged?.inc({ kind: d.kind })));
     }
-    return purged;
+    await Promise.all(deletes);
+    return deletes.length;
   }
 
   /** Purges the whole ring now (tests, and an operator's repair). */
