@@ -212,7 +212,11 @@ export class LocalCluster {
   /** Nodes forgotten by forget(): stopAll still stops them. */
   private readonly retired: LocalNode[] = [];
 
-  /** Resolves once every running node knows every member, sees it alive and normal (no join under way), and agrees on the ring. */
+  /**
+   * Resolves once every running node knows every member, sees it alive and normal, agrees on the
+   * ring, and has no move of its own under way. The last is asked apart: a joiner turns normal,
+   * and the others see it so, before it has told every member and cleared its saved plan.
+   */
   async waitFormed(timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const want = this.nodes.length;
@@ -225,9 +229,10 @@ export class LocalCluster {
               const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
               const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string; status: string }> };
               const members = body.members.filter((m) => m.status !== 'removed');
-              return members.length === want && members.every((m) => m.state === 'alive' && m.status === 'normal')
-                ? body.ring_checksum
-                : undefined;
+              if (members.length !== want || !members.every((m) => m.state === 'alive' && m.status === 'normal')) return undefined;
+              const own = await fetch(`${n.url}/admin/move`, { signal: AbortSignal.timeout(1000) });
+              const phase = ((await own.json()) as { move: { phase: string } | null }).move?.phase;
+              return phase === undefined || phase === 'done' || phase === 'failed' ? body.ring_checksum : undefined;
             } catch {
               return undefined;
             }

@@ -4,9 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ClusterOptions, LocalCluster, type LocalNode } from '../../scripts/lib/local-cluster';
-import { eventually } from './eventually';
-import { http, type Reply } from './http';
+import { type ClusterOptions, LocalCluster } from '../../scripts/lib/local-cluster';
 
 /** Short deadline and fast gossip so tests see failures in seconds; warnings only in the logs. */
 export const FAST_ARGS = [
@@ -54,19 +52,4 @@ export async function cleanupClusters(): Promise<void> {
 /** The log lines of every node, for a failing test's message. */
 export function logsOf(cluster: LocalCluster): string {
   return cluster.nodes.map((n) => `--- ${n.id}\n${n.logTail.slice(-30).join('\n')}`).join('\n');
-}
-
-/**
- * The node's /admin/move once its move has reached phase `done`. A formed cluster is not enough: a
- * joiner turns normal (and the others see it so) before it has told every member and cleared its plan.
- */
-export async function finishedMove(node: LocalNode, timeoutMs = 10_000): Promise<Reply['body']> {
-  return eventually(
-    async () => {
-      const body = (await http('GET', `${node.url}/admin/move`)).body;
-      if (body?.move?.phase !== 'done') throw new Error(`${node.id}'s move is not done: ${JSON.stringify(body)}`);
-      return body;
-    },
-    { timeoutMs },
-  );
 }
