@@ -1,191 +1,358 @@
-// `npm run bench`: a fresh 3-node cluster on loopback, 64 client connections spread over the
-// nodes, 100-byte values over 10k keys: quorum writes, then quorum reads, then GET /health as a
-// reference measured in the same run (the HTTP stack alone, no quorum). Several runs; medians are
-// reported, and the ratio of each to the reference, because these machines are shared and noisy.
-// Bounded: every phase stops after its duration. Writes the figures to docs/BENCHMARKS.md.
+// `npm run bench`: quorumkv side by side with etcd on this machine, under the same load generator.
 //
-//   node dist/scripts/bench.js [--runs 3] [--seconds 10] [--connections 64] [--keys 10000]
+// Each round starts a fresh 3-node quorumkv cluster (N=3, W=2, R=2) and a fresh 3-member etcd
+// cluster (when `etcd` is installed), one after the other, alternating which goes first, and runs
+// the same phases against each with wrk (one thread per node, connections spread over the nodes,
+// 100-byte values over 10,000 random keys):
+//   warm-up (2 s of writes, not counted), writes at 64 connections, fill every key (untimed),
+//   reads at 64 connections, then one connection on the first node: writes, then reads.
+// quorumkv is used through its /kv routes; etcd through its JSON gateway (POST /v3/kv/put,
+// POST /v3/kv/range with "serializable": true, the read that skips the leader round).
+// Reported: medians over the rounds of throughput and p50/p99, CPU time and read/write system
+// calls per client request summed over every member, each member's peak RSS, and quorumkv's
+// internode frames and socket writes per client write. Every phase stops by itself.
+// The figures go to docs/BENCHMARKS.md.
+//
+//   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000] [--only quorumkv|etcd]
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Pool } from 'undici';
 import { writeBenchmarkSection } from './lib/bench-doc';
+import { EtcdCluster, findEtcd } from './lib/etcd';
 import { LocalCluster } from './lib/local-cluster';
+import { rssSampler, sumCounters } from './lib/proc-stats';
+import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
-function option(name: string, fallback: number): number {
+function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+  return i > 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
 }
 
-const RUNS = option('runs', 3);
-const SECONDS = option('seconds', 10);
-const REFERENCE_SECONDS = Math.max(2, Math.round(SECONDS / 2));
-const CONNECTIONS = option('connections', 64);
-const KEYS = option('keys', 10_000);
-const VALUE = 'x'.repeat(100);
+const ROUNDS = Number(option('rounds', '3'));
+const SECONDS = Number(option('seconds', '10'));
+const CONNECTIONS = Number(option('connections', '64'));
+const KEYS = Number(option('keys', '10000'));
+const ONLY = option('only', '');
+const VALUE_BYTES = 100;
+const WARMUP_SECONDS = 2;
 
-interface PhaseResult {
-  ops: number;
-  errors: number;
-  /** GETs answered 404 (a key not written yet): correct answers, counted apart. */
-  misses: number;
-  opsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
+type SystemName = 'quorumkv' | 'etcd';
+
+interface SystemUnderTest {
+  name: SystemName;
+  /** host:port of each member's client port. */
+  targets: string[];
+  pids: number[];
+  mode: { put: WrkMode; get: WrkMode };
+  /** Writes every key once (so every read finds one). */
+  fill(): Promise<void>;
+  /** Internode frames and socket writes so far, summed over the members (quorumkv only). */
+  internode?(): Promise<{ frames: number; flushes: number }>;
+  stop(): Promise<void>;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+interface RoundResult {
+  write64: WrkResult;
+  read64: WrkResult;
+  write1: WrkResult;
+  read1: WrkResult;
+  cpuUsPerWrite: number;
+  cpuUsPerRead: number;
+  syscallsPerWrite: number;
+  syscallsPerRead: number;
+  peakRssMb: number[];
+  framesPerWrite?: number;
+  flushesPerWrite?: number;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
+const value = 'x'.repeat(VALUE_BYTES);
 
-/** `CONNECTIONS` workers, each with one request in flight, round-robin over the nodes, for `seconds`. */
-async function phase(
-  pools: Pool[],
-  seconds: number,
-  request: (i: number) => { method: 'GET' | 'PUT'; path: string; body?: string },
-): Promise<PhaseResult> {
-  const latencies: number[] = [];
-  let errors = 0;
-  let misses = 0;
-  let counter = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  const worker = async (w: number) => {
-    const pool = pools[w % pools.length] as Pool;
-    while (performance.now() < end) {
-      const i = counter++;
-      const r = request(i);
-      const t0 = performance.now();
-      try {
-        const res = await pool.request({
-          method: r.method,
-          path: r.path,
-          headers: r.body ? { 'content-type': 'application/json' } : {},
-          ...(r.body ? { body: r.body } : {}),
-          headersTimeout: 10_000,
-          bodyTimeout: 10_000,
-        });
-        await res.body.dump();
-        if (res.statusCode === 404 && r.method === 'GET') misses++;
-        else if (res.statusCode >= 300) errors++;
-        else latencies.push(performance.now() - t0);
-      } catch {
-        errors++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: CONNECTIONS }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - start) / 1000;
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    ops: latencies.length,
-    errors,
-    misses,
-    opsPerSec: latencies.length / elapsed,
-    p50Ms: percentile(sorted, 0.5),
-    p99Ms: percentile(sorted, 0.99),
-  };
-}
-
-async function fill(pools: Pool[], from: number, body: string): Promise<void> {
-  let next = from;
+async function fillKeys(send: (i: number) => Promise<Response>): Promise<void> {
+  let next = 0;
   await Promise.all(
-    Array.from({ length: CONNECTIONS }, async (_, w) => {
-      const pool = pools[w % pools.length] as Pool;
+    Array.from({ length: 32 }, async () => {
       while (next < KEYS) {
-        const res = await pool.request({
-          method: 'PUT',
-          path: `/kv/bench:${next++}`,
-          headers: { 'content-type': 'application/json' },
-          body,
-        });
-        await res.body.dump();
+        const i = next++;
+        const res = await send(i);
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(`fill: key ${i} answered ${res.status}`);
       }
     }),
   );
 }
 
-async function oneRun(run: number): Promise<{ write: PhaseResult; read: PhaseResult; reference: PhaseResult }> {
+async function startQuorumkv(): Promise<SystemUnderTest> {
   const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'qkv-bench-'));
   const cluster = LocalCluster.create({ host: '127.0.0.1', basePort: 18081, nodes: 3, dataRoot, args: ['--log-level', 'warn'] });
-  try {
-    await cluster.start();
-    const pools = cluster.nodes.map((n) => new Pool(n.url, { connections: Math.ceil(CONNECTIONS / 3), pipelining: 1 }));
-    const key = (i: number) => `/kv/bench:${i % KEYS}`;
-    const body = JSON.stringify({ value: VALUE });
-    const write = await phase(pools, SECONDS, (i) => ({ method: 'PUT', path: key(i), body }));
-    // Untimed: write the keys the timed phase did not reach, so every read finds its key.
-    await fill(pools, write.ops + write.errors, body);
-    const read = await phase(pools, SECONDS, (i) => ({ method: 'GET', path: key(i) }));
-    const reference = await phase(pools, REFERENCE_SECONDS, () => ({ method: 'GET', path: '/health' }));
-    await Promise.all(pools.map((p) => p.close()));
-    const fmt = (name: string, r: PhaseResult) =>
-      `  ${name.padEnd(16)} ${r.opsPerSec.toFixed(0).padStart(7)} ops/s  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  errors ${r.errors}${r.misses ? `  404s ${r.misses}` : ''}`;
-    console.log(
-      `run ${run + 1}/${RUNS}\n${fmt('quorum writes', write)}\n${fmt('quorum reads', read)}\n${fmt('GET /health (ref)', reference)}`,
-    );
-    return { write, read, reference };
-  } finally {
-    await cluster.stopAll('SIGTERM');
-    rmSync(dataRoot, { recursive: true, force: true });
-  }
+  await cluster.start();
+  const body = JSON.stringify({ value });
+  return {
+    name: 'quorumkv',
+    targets: cluster.nodes.map((n) => n.address),
+    pids: cluster.nodes.map((n) => n.pid as number),
+    mode: { put: 'qkv-put', get: 'qkv-get' },
+    fill: () =>
+      fillKeys((i) =>
+        fetch(`${(cluster.nodes[i % 3] as (typeof cluster.nodes)[0]).url}/kv/bench:${i}`, {
+          method: 'PUT',
+          headers: { 'content-type': 'application/json' },
+          body,
+        }),
+      ),
+    async internode() {
+      let frames = 0;
+      let flushes = 0;
+      for (const n of cluster.nodes) {
+        const text = await (await fetch(`${n.url}/metrics`)).text();
+        // NaN when the node has no such counter (a build from before the internode protocol)
+        const sum = (name: string) =>
+          text
+            .split('\n')
+            .filter((l) => l.startsWith(name))
+            .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), text.includes(name) ? 0 : Number.NaN);
+        frames += sum('quorumkv_internode_frames_sent_total');
+        flushes += sum('quorumkv_internode_socket_writes_total');
+      }
+      return { frames, flushes };
+    },
+    async stop() {
+      await cluster.stopAll('SIGTERM');
+      rmSync(dataRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startEtcd(binary: string): Promise<SystemUnderTest> {
+  const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'etcd-bench-'));
+  const cluster = await EtcdCluster.start(binary, dataRoot);
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const v64 = b64(value);
+  return {
+    name: 'etcd',
+    targets: cluster.members.map((m) => m.clientAddress),
+    pids: cluster.pids,
+    mode: { put: 'etcd-put', get: 'etcd-get' },
+    fill: () =>
+      fillKeys((i) =>
+        fetch(`http://${(cluster.members[i % 3] as (typeof cluster.members)[0]).clientAddress}/v3/kv/put`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ key: b64(`bench:${i}`), value: v64 }),
+        }),
+      ),
+    async stop() {
+      await cluster.stop();
+      rmSync(dataRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> {
+  const load = (mode: WrkMode, targets: string[], connections: number, seconds = SECONDS) =>
+    runWrk(wrk, { mode, targets, connections, seconds, keys: KEYS, valueBytes: VALUE_BYTES });
+  await load(sut.mode.put, sut.targets, CONNECTIONS, WARMUP_SECONDS);
+  const rss = rssSampler(sut.pids);
+
+  const c0 = sumCounters(sut.pids);
+  const i0 = await sut.internode?.();
+  const write64 = await load(sut.mode.put, sut.targets, CONNECTIONS);
+  const c1 = sumCounters(sut.pids);
+  const i1 = await sut.internode?.();
+  await sut.fill();
+  const c2 = sumCounters(sut.pids);
+  const read64 = await load(sut.mode.get, sut.targets, CONNECTIONS);
+  const c3 = sumCounters(sut.pids);
+  const peak = rss.stop();
+  const write1 = await load(sut.mode.put, sut.targets.slice(0, 1), 1);
+  const read1 = await load(sut.mode.get, sut.targets.slice(0, 1), 1);
+
+  const writes = write64.requests;
+  const reads = read64.requests;
+  return {
+    write64,
+    read64,
+    write1,
+    read1,
+    cpuUsPerWrite: ((c1.cpuS - c0.cpuS) * 1e6) / writes,
+    cpuUsPerRead: ((c3.cpuS - c2.cpuS) * 1e6) / reads,
+    syscallsPerWrite: (c1.syscalls - c0.syscalls) / writes,
+    syscallsPerRead: (c3.syscalls - c2.syscalls) / reads,
+    peakRssMb: peak.map((b) => b / 2 ** 20),
+    ...(i0 && i1 ? { framesPerWrite: (i1.frames - i0.frames) / writes, flushesPerWrite: (i1.flushes - i0.flushes) / writes } : {}),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function errorsOf(r: WrkResult): number {
+  const e = r.errors;
+  return e.connect + e.read + e.write + e.status + e.timeout;
+}
+
+function describe(name: string, r: RoundResult): string {
+  const p = (label: string, x: WrkResult) =>
+    `  ${label.padEnd(12)} ${x.opsPerSec.toFixed(0).padStart(7)}/s  p50 ${x.p50Ms.toFixed(2)} ms  p99 ${x.p99Ms.toFixed(2)} ms  errors ${errorsOf(x)}`;
+  return [
+    `${name}:`,
+    p('write x64', r.write64),
+    p('read x64', r.read64),
+    p('write x1', r.write1),
+    p('read x1', r.read1),
+    `  cpu/write ${r.cpuUsPerWrite.toFixed(0)} us, cpu/read ${r.cpuUsPerRead.toFixed(0)} us, syscalls/write ${r.syscallsPerWrite.toFixed(1)}, ` +
+      `peak RSS ${r.peakRssMb.map((m) => m.toFixed(0)).join('/')} MB` +
+      (r.framesPerWrite !== undefined
+        ? `, frames/write ${r.framesPerWrite.toFixed(2)}, socket writes/write ${r.flushesPerWrite?.toFixed(2)}`
+        : ''),
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
+  const wrk = findWrk();
+  if (!wrk) {
+    console.error('npm run bench needs wrk, the load generator (Debian: apt-get install wrk); it installs nothing itself.');
+    process.exit(2);
+  }
+  const etcdBinary = ONLY === 'quorumkv' ? undefined : findEtcd();
+  if (!etcdBinary && ONLY !== 'quorumkv') {
+    console.log('etcd is not installed (Debian: apt-get install etcd-server): measuring quorumkv alone, with no comparison.');
+  }
+  const systems: SystemName[] = ONLY === 'etcd' ? ['etcd'] : etcdBinary ? ['quorumkv', 'etcd'] : ['quorumkv'];
   console.log(
-    `quorumkv bench: ${RUNS} runs; ${CONNECTIONS} connections; ${KEYS} keys; 100-byte values; ${SECONDS} s writes, ${SECONDS} s reads, ${REFERENCE_SECONDS} s reference`,
+    `bench: ${ROUNDS} rounds of ${systems.join(' and ')}; ${CONNECTIONS} connections; ${KEYS} keys; ${VALUE_BYTES}-byte values; ${SECONDS} s per phase`,
   );
-  const runs: Array<Awaited<ReturnType<typeof oneRun>>> = [];
-  for (let r = 0; r < RUNS; r++) runs.push(await oneRun(r));
+  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], etcd: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? systems : [...systems].reverse();
+    for (const name of order) {
+      const sut = name === 'quorumkv' ? await startQuorumkv() : await startEtcd(etcdBinary as string);
+      try {
+        const r = await measure(wrk, sut);
+        results[name].push(r);
+        console.log(`round ${round + 1}/${ROUNDS} ${describe(name, r)}`);
+      } finally {
+        await sut.stop();
+      }
+    }
+  }
 
-  const row = (name: string, pick: (x: (typeof runs)[0]) => PhaseResult) => {
-    const ops = median(runs.map((x) => pick(x).opsPerSec));
-    const ratio = median(runs.map((x) => pick(x).opsPerSec / x.reference.opsPerSec));
-    const p50 = median(runs.map((x) => pick(x).p50Ms));
-    const p99 = median(runs.map((x) => pick(x).p99Ms));
-    const errors = runs.reduce((a, x) => a + pick(x).errors, 0);
-    return { name, ops, ratio, p50, p99, errors, each: runs.map((x) => pick(x).opsPerSec.toFixed(0)).join(', ') };
-  };
-  const rows = [
-    row('quorum writes (W=2 of 3)', (x) => x.write),
-    row('quorum reads (R=2 of 3)', (x) => x.read),
-    row('GET /health (reference)', (x) => x.reference),
+  const m = (name: SystemName, pick: (r: RoundResult) => number) => median(results[name].map(pick));
+  const has = (name: SystemName) => results[name].length > 0;
+  const fmt = (x: number, digits = 0) =>
+    Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
+  const rows: Array<[string, (r: RoundResult) => number, number, 'higher' | 'lower' | 'none']> = [
+    ['writes/s, 64 connections', (r) => r.write64.opsPerSec, 0, 'higher'],
+    ['write p50 ms, 64 connections', (r) => r.write64.p50Ms, 2, 'lower'],
+    ['write p99 ms, 64 connections', (r) => r.write64.p99Ms, 2, 'lower'],
+    ['reads/s, 64 connections', (r) => r.read64.opsPerSec, 0, 'higher'],
+    ['read p50 ms, 64 connections', (r) => r.read64.p50Ms, 2, 'lower'],
+    ['read p99 ms, 64 connections', (r) => r.read64.p99Ms, 2, 'lower'],
+    ['write p50 ms, 1 connection', (r) => r.write1.p50Ms, 2, 'lower'],
+    ['write p99 ms, 1 connection', (r) => r.write1.p99Ms, 2, 'lower'],
+    ['read p50 ms, 1 connection', (r) => r.read1.p50Ms, 2, 'lower'],
+    ['read p99 ms, 1 connection', (r) => r.read1.p99Ms, 2, 'lower'],
+    ['CPU µs per write (all members)', (r) => r.cpuUsPerWrite, 0, 'lower'],
+    ['CPU µs per read (all members)', (r) => r.cpuUsPerRead, 0, 'lower'],
+    ['read/write syscalls per write (all members)', (r) => r.syscallsPerWrite, 1, 'lower'],
+    ['read/write syscalls per read (all members)', (r) => r.syscallsPerRead, 1, 'lower'],
+    ['peak RSS per member, MB (largest)', (r) => Math.max(...r.peakRssMb), 0, 'none'],
   ];
-  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  const table = [
-    '| phase | median ops/s | ops/s of each run | vs reference | median p50 | median p99 | errors |',
-    '|---|---:|---|---:|---:|---:|---:|',
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${r.ops.toFixed(0)} | ${r.each} | ${r.ratio.toFixed(2)} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.errors} |`,
-    ),
-  ].join('\n');
-  console.log(`\nmedians over ${RUNS} runs\n${table}`);
+  const both = has('quorumkv') && has('etcd');
+  const header = both ? '| | etcd | quorumkv | quorumkv / etcd |\n|---|---:|---:|---:|' : `| | ${systems[0]} |\n|---|---:|`;
+  const lines = rows.map(([label, pick, digits]) => {
+    if (!both) return `| ${label} | ${fmt(m(systems[0] as SystemName, pick), digits)} |`;
+    const e = m('etcd', pick);
+    const q = m('quorumkv', pick);
+    return `| ${label} | ${fmt(e, digits)} | ${fmt(q, digits)} | ${fmt(q / e, 2)} |`;
+  });
+  if (has('quorumkv')) {
+    const fr = m('quorumkv', (r) => r.framesPerWrite ?? Number.NaN);
+    const fl = m('quorumkv', (r) => r.flushesPerWrite ?? Number.NaN);
+    lines.push(
+      both
+        ? `| internode frames per client write (all members) | | ${fmt(fr, 2)} | |`
+        : `| internode frames per client write (all members) | ${fmt(fr, 2)} |`,
+    );
+    lines.push(
+      both
+        ? `| internode socket writes per client write (all members) | | ${fmt(fl, 2)} | |`
+        : `| internode socket writes per client write (all members) | ${fmt(fl, 2)} |`,
+    );
+  }
+  const table = `${header}\n${lines.join('\n')}`;
 
-  const section = `## Quorum writes and reads, 3 nodes on loopback
+  const verdicts: string[] = [];
+  if (both) {
+    const ratio = (pick: (r: RoundResult) => number) => m('quorumkv', pick) / m('etcd', pick);
+    const check = (ok: boolean, text: string) => verdicts.push(`- ${ok ? 'met' : 'NOT met'}: ${text}`);
+    const w = ratio((r) => r.write64.opsPerSec);
+    const rd = ratio((r) => r.read64.opsPerSec);
+    check(w >= 1.5, `quorum writes/s ≥ 1.5 × etcd puts/s (${fmt(w, 2)} ×)`);
+    check(rd >= 1.5, `quorum reads/s ≥ 1.5 × etcd serializable reads/s (${fmt(rd, 2)} ×)`);
+    check(
+      m('quorumkv', (r) => r.write64.p99Ms) <= m('etcd', (r) => r.write64.p99Ms),
+      `write p99 ≤ etcd's (${fmt(
+        m('quorumkv', (r) => r.write64.p99Ms),
+        2,
+      )} ms vs ${fmt(
+        m('etcd', (r) => r.write64.p99Ms),
+        2,
+      )} ms)`,
+    );
+    check(
+      m('quorumkv', (r) => r.read64.p99Ms) <= m('etcd', (r) => r.read64.p99Ms),
+      `read p99 ≤ etcd's (${fmt(
+        m('quorumkv', (r) => r.read64.p99Ms),
+        2,
+      )} ms vs ${fmt(
+        m('etcd', (r) => r.read64.p99Ms),
+        2,
+      )} ms)`,
+    );
+  }
+  if (has('quorumkv')) {
+    const w1 = m('quorumkv', (r) => r.write1.p50Ms);
+    const r1 = m('quorumkv', (r) => r.read1.p50Ms);
+    verdicts.push(`- ${w1 <= 1 ? 'met' : 'NOT met'}: one connection, write p50 ≤ 1.0 ms (${fmt(w1, 2)} ms)`);
+    verdicts.push(`- ${r1 <= 0.5 ? 'met' : 'NOT met'}: one connection, read p50 ≤ 0.5 ms (${fmt(r1, 2)} ms)`);
+  }
+  const rounds = systems
+    .map(
+      (name) =>
+        `${name}, each round: writes/s ${results[name].map((r) => r.write64.opsPerSec.toFixed(0)).join(', ')}; ` +
+        `reads/s ${results[name].map((r) => r.read64.opsPerSec.toFixed(0)).join(', ')}; ` +
+        `errors ${results[name].map((r) => errorsOf(r.write64) + errorsOf(r.read64) + errorsOf(r.write1) + errorsOf(r.read1)).join(', ')}; ` +
+        `peak RSS MB ${results[name].map((r) => r.peakRssMb.map((x) => x.toFixed(0)).join('/')).join(', ')}`,
+    )
+    .map((l) => `- ${l}`)
+    .join('\n');
+  console.log(`\nmedians over ${ROUNDS} rounds\n${table}\n\n${verdicts.join('\n')}\n\n${rounds}`);
+
+  const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+  const section = `## quorumkv and etcd side by side, 3 members each on loopback
 
 - When: ${new Date().toISOString()}
 - Machine: ${os.cpus().length} x ${cpu}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}
-- Load: ${CONNECTIONS} connections (one request in flight each) spread round-robin over the 3 nodes,
-  100-byte values over ${KEYS} keys; ${SECONDS} s of quorum PUTs, then ${SECONDS} s of quorum GETs, then
-  ${REFERENCE_SECONDS} s of \`GET /health\` as the reference (the HTTP stack alone, no quorum, same run).
-  ${RUNS} runs, each on a fresh cluster; medians across runs.
-- The load generator runs on the same cores as the three nodes, so these are figures for the whole
-  system on one small machine, not a per-node capacity. Compare ratios between runs, not absolute
-  numbers across machines: these machines are shared and noisy.
+- Load: wrk, one thread per member, ${CONNECTIONS} connections spread over the members (1 connection
+  to the first member for the single-client rows), ${VALUE_BYTES}-byte values over ${KEYS} random keys, ${SECONDS} s per
+  phase after a ${WARMUP_SECONDS} s warm-up; ${ROUNDS} rounds, each on fresh clusters, alternating which system goes first;
+  medians across rounds. The load generator and all six members share this machine's cores.
+- quorumkv: N=3, W=2, R=2 through \`/kv/<key>\`; a write is synced to disk on W replicas before its ack.
+- etcd ${systems.includes('etcd') ? '3.4 (Debian etcd-server)' : '(not installed: no comparison)'}: its JSON gateway, \`POST /v3/kv/put\`, and
+  \`POST /v3/kv/range\` with \`"serializable": true\`.
+- CPU and system calls: user + system time and read/write-class system calls (/proc/<pid>/io) of
+  every member during the 64-connection phase, divided by the requests it completed.
 
 ${table}
 
-Every write is synced to disk on W=2 replicas before it is acknowledged (LMDB commit + fsync; writes
-arriving in the same event-loop turn share one commit).
+${verdicts.join('\n')}
+
+${rounds}
 `;
   console.log(`\nwritten to ${writeBenchmarkSection('quorum', section)}`);
 }

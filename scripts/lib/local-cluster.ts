@@ -33,6 +33,8 @@ export interface NodeSpec {
   /** More `serve` flags, e.g. ['--request-timeout-ms', '1000']. */
   args?: string[];
   env?: Record<string, string>;
+  /** Flags for node itself, e.g. ['--cpu-prof']. */
+  nodeArgs?: string[];
 }
 
 const LOG_TAIL_LINES = 400;
@@ -84,7 +86,7 @@ export class LocalNode {
   /** Starts the process and resolves once /health answers; rejects if it exits first. */
   async start(timeoutMs = 15_000): Promise<void> {
     if (this.running) throw new Error(`${this.id} is already running`);
-    const proc = spawn(process.execPath, [cliPath(), ...this.args()], {
+    const proc = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()], {
       env: { ...process.env, ...(this.spec.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -147,6 +149,7 @@ export interface ClusterOptions {
   dataRoot: string;
   args?: string[];
   env?: Record<string, string>;
+  nodeArgs?: string[];
   onLine?: (node: LocalNode, line: string) => void;
 }
 
@@ -172,6 +175,7 @@ export class LocalCluster {
               seeds,
               args: o.args ?? [],
               env: o.env ?? {},
+              ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
             },
             o.onLine,
           ),
