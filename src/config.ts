@@ -10,6 +10,7 @@ export interface ServeConfig {
   nodeId: string;
   host: string;
   port: number;
+  internodePort: number;
   advertiseAddress: string;
   dataDir: string;
   seeds: string[];
@@ -73,6 +74,12 @@ interface Setting {
   /** Hidden from logs (the cluster secret). */
   secret?: boolean;
 }
+
+/**
+ * The internode port's default distance from the API port: 8080 and 9080, and for a local cluster
+ * on one host (8081, 8082, 8083) ports that do not collide with the API ports.
+ */
+export const INTERNODE_PORT_DISTANCE = 1000;
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})$/;
@@ -145,6 +152,20 @@ export const SETTINGS: readonly Setting[] = [
     description: 'Port for the API and internode routes',
     defaultText: '8080',
     fallback: () => 8080,
+    parse: integer(1, 65535),
+  },
+  {
+    key: 'internodePort',
+    flag: 'internode-port',
+    arg: '<n>',
+    description:
+      'Port of the node-to-node protocol; members are found by their API address, so every member must use the same distance from --port',
+    defaultText: '--port + 1000',
+    fallback: (c) => {
+      const p = (c.port ?? 8080) + INTERNODE_PORT_DISTANCE;
+      if (p > 65535) throw new Error(`--port + ${INTERNODE_PORT_DISTANCE} is over 65535: set it`);
+      return p;
+    },
     parse: integer(1, 65535),
   },
   {
@@ -437,7 +458,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'clusterSecret',
     flag: 'cluster-secret',
     arg: '<token>',
-    description: 'Token peers must present on /internal routes (prefer the env var)',
+    description: 'Token every member must hold to be let in by the others (proven in the internode handshake; prefer the env var)',
     defaultText: 'none (internal routes open)',
     fallback: () => undefined,
     parse: nonEmpty,
@@ -495,6 +516,9 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
     if (c[key] > c.replicationFactor) {
       problems.push(`--${flag} (${envName(flag)}): must not exceed --replication-factor (${c.replicationFactor}); got ${c[key]}`);
     }
+  }
+  if (c.internodePort !== undefined && c.internodePort === c.port) {
+    problems.push(`--internode-port (${envName('internode-port')}): must differ from --port (${c.port})`);
   }
   if (c.tombstoneGraceMs !== undefined && c.hintWindowMs !== undefined && c.hintWindowMs >= c.tombstoneGraceMs) {
     problems.push(

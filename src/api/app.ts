@@ -1,6 +1,6 @@
-// The HTTP API: public /kv routes, health and cluster views, /metrics (express), and the
-// /internal routes peers call (./internal.ts). Validation happens here, before anything reaches the node: bad input gets a JSON
-// error and changes nothing.
+// The HTTP API: public /kv routes, health and cluster views, admin routes and /metrics (express).
+// Validation happens here, before anything reaches the node: bad input gets a JSON error and
+// changes nothing. (Peers talk to each other on the internode port: src/net/.)
 
 import { timingSafeEqual } from 'node:crypto';
 import type { RequestListener } from 'node:http';
@@ -12,13 +12,11 @@ import type { Logger } from '../core/log';
 import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
 import { isExpired, type JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
-import { CLUSTER_TOKEN_HEADER } from '../net/http-transport';
 import { BadMessageError, NotServingError, QuorumError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
 import { MoveRefused } from '../node/movement';
 import type { Node, WriteResult } from '../node/node';
 import { HttpError, sendError } from './errors';
-import { createInternalHandler, INTERNAL_PREFIX } from './internal';
 
 export interface AppOptions {
   node: Node;
@@ -97,6 +95,9 @@ function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
+/** The header that carries the cluster token to the admin routes from outside the pod. */
+export const CLUSTER_TOKEN_HEADER = 'x-quorumkv-cluster-token';
+
 /** Room for the `{"value": ...}` wrapper and whitespace around a value at the size limit. */
 const BODY_OVERHEAD_BYTES = 64 * 1024;
 
@@ -148,7 +149,7 @@ function failuresWithAddresses(node: Node, failures: ReplicaFailure[]): Array<{ 
   }));
 }
 
-/** The node's HTTP request handler: /internal/* on the lean path, everything else through express. */
+/** The node's HTTP request handler. */
 export function createHandler(opts: AppOptions): RequestListener {
   const { node, log, metrics } = opts;
   const secret = opts.clusterSecret ? Buffer.from(opts.clusterSecret) : undefined;
@@ -465,17 +466,7 @@ export function createHandler(opts: AppOptions): RequestListener {
     sendError(res, 500, 'internal', 'internal error; see the node log');
   });
 
-  const internal = createInternalHandler({
-    node,
-    log,
-    clusterSecret: opts.clusterSecret,
-    maxBodyBytes: opts.maxValueBytes + BODY_OVERHEAD_BYTES,
-    rejected,
-  });
-  return (req, res) => {
-    if (req.url?.startsWith(INTERNAL_PREFIX)) internal(req, res);
-    else app(req, res);
-  };
+  return app;
 }
 
 /** The longest TTL a write may ask for: 10 years, in seconds. */

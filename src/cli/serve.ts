@@ -1,5 +1,5 @@
-// `quorumkv serve`: wires the real parts (LMDB store, HTTP transport, system clock, pino, express)
-// around a Node and runs it until SIGTERM/SIGINT.
+// `quorumkv serve`: wires the real parts (LMDB store, the internode protocol's server and transport,
+// system clock, pino, the HTTP API) around a Node and runs it until SIGTERM/SIGINT.
 
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +11,10 @@ import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, Stat
 import { createResolver } from '../discovery/resolver';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
-import { HttpTransport } from '../net/http-transport';
+import { internodeAddress } from '../net/address';
+import { PeerServer } from '../net/peer-server';
+import { PeerTransport } from '../net/peer-transport';
+import { MAX_BATCH_BYTES } from '../node/batches';
 import { Node, type RepairConfig } from '../node/node';
 import { SystemClock, systemRandom } from '../node/system';
 import { LmdbStore } from '../storage/lmdb-store';
@@ -58,6 +61,21 @@ export function repairConfig(c: ServeConfig): RepairConfig {
     compactionTickMs: 1000,
   };
 }
+
+/**
+ * Largest internode request a peer may send: the largest value, or a batch of records (hints,
+ * anti-entropy, streamed pages are cut at MAX_BATCH_BYTES), with room for the message around it.
+ */
+export function maxRequestFrameBytes(maxValueBytes: number): number {
+  return Math.max(maxValueBytes, MAX_BATCH_BYTES) + 64 * 1024;
+}
+
+/**
+ * Largest internode reply accepted from a peer that passed the handshake. Replies are bounded by
+ * what they answer (a read: one value; a page: MAX_BATCH_BYTES and one record), except an
+ * anti-entropy leaf, which carries the differing records of one tree leaf (a few keys).
+ */
+const MAX_REPLY_FRAME_BYTES = 256 * 2 ** 20;
 
 /** How long shutdown waits for requests in flight before closing their connections. */
 const DRAIN_TIMEOUT_MS = 10_000;
@@ -120,8 +138,16 @@ export async function serve(config: ServeConfig): Promise<Running> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   const unlock = lockDataDir(config.dataDir);
   const store = LmdbStore.open({ path: config.dataDir });
-  const transport = new HttpTransport({ clusterSecret: config.clusterSecret });
   const metrics = new Metrics();
+  const distance = config.internodePort - config.port;
+  const transport = new PeerTransport({
+    nodeId: config.nodeId,
+    clusterToken: config.clusterSecret,
+    peerAddress: (apiAddress) => internodeAddress(apiAddress, distance),
+    log,
+    metrics,
+    maxFrameBytes: MAX_REPLY_FRAME_BYTES,
+  });
   const clock = new SystemClock();
   const node = await Node.create(
     {
@@ -165,6 +191,18 @@ export async function serve(config: ServeConfig): Promise<Running> {
     maxInflightRequests: config.maxInflightRequests,
     clusterSecret: config.clusterSecret,
   });
+  // The internode port opens first: a node never advertises an API its peers cannot reach.
+  const peerServer = new PeerServer({
+    nodeId: config.nodeId,
+    clusterToken: config.clusterSecret,
+    handle: (msg) => node.handle(msg),
+    log,
+    metrics,
+    maxFrameBytes: maxRequestFrameBytes(config.maxValueBytes),
+    apiAddress: config.advertiseAddress,
+  });
+  await peerServer.listen(config.internodePort, config.host);
+
   // While shutting down, every response says Connection: close, so peers' and clients' keep-alive
   // connections end after the request they carry instead of holding the server open.
   let closing = false;
@@ -172,8 +210,8 @@ export async function serve(config: ServeConfig): Promise<Running> {
     if (closing) res.setHeader('connection', 'close');
     handler(req, res);
   });
-  // Peers keep connections idle for 30 s (HttpTransport); the server waits longer, so it is
-  // always the client that closes an idle connection and no request races a server-side close.
+  // Clients' idle keep-alive connections close after this (curl, load balancers and HTTP client
+  // pools usually keep theirs for less, so the client closes first and no request races a close).
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = Math.max(30_000, config.requestTimeoutMs * 4);
@@ -185,7 +223,10 @@ export async function serve(config: ServeConfig): Promise<Running> {
       resolve();
     });
   });
-  log.info({ config: redacted(config) }, `quorumkv listening on ${config.host}:${config.port}, advertised as ${config.advertiseAddress}`);
+  log.info(
+    { config: redacted(config) },
+    `quorumkv listening on ${config.host}:${config.port} (API) and ${config.host}:${config.internodePort} (internode), advertised as ${config.advertiseAddress}`,
+  );
   node.setServing(true);
   node.start();
 
@@ -212,6 +253,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
       await node.membership.announceShutdown();
       clearInterval(loopWindow);
       loopDelay.disable();
+      await peerServer.close();
       await transport.close();
       await store.close();
       unlock();

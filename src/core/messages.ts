@@ -1,7 +1,8 @@
 // The internode protocol: plain data. `node/` answers them; `net/` carries them.
 
-import type { Digest, MemberEntry } from './membership';
+import { type Digest, isMemberEntry, type MemberEntry } from './membership';
 import type { StoredRecord } from './record';
+import { array, boolean, integer, object, optional, record, type Shape, string, token, tuple } from './shape';
 
 /**
  * A join: "here I am"; the reply carries the whole member table, so one hello teaches everything.
@@ -207,18 +208,115 @@ interface Replies {
 
 export type ReplyOf<M extends Message> = Replies[M['type']];
 
-export const MESSAGE_TYPES: readonly MessageType[] = [
-  'hello',
-  'gossip',
-  'gossip-push',
-  'shutdown',
-  'write',
-  'write-batch',
-  'hint',
-  'read',
-  'ae-roots',
-  'ae-level',
-  'ae-keys',
-  'ring-state',
-  'stream-range',
-];
+/** Items in any list a message carries at most (member tables, record batches, tree nodes). */
+export const MAX_MESSAGE_ITEMS = 100_000;
+
+const member: Shape = (v, path) =>
+  isMemberEntry(v) ? undefined : `${path}: must be a member entry {id, address, generation, heartbeat, status[, progress]}`;
+const digest = object({ id: string(256), generation: integer(0), heartbeat: integer(0) });
+const members = array(member, MAX_MESSAGE_ITEMS);
+const records = array(tuple(string(), record), MAX_MESSAGE_ITEMS);
+const ids = array(string(256), MAX_MESSAGE_ITEMS);
+const pairs = array(tuple(integer(0), integer(0)), MAX_MESSAGE_ITEMS);
+const empty = object({});
+
+/**
+ * Every message type, declared once: its wire code (never reused), its lane (bulk messages travel
+ * on a connection of their own, so a 512 KiB page never queues ahead of a quorum write), and the
+ * shapes of the message and of its reply. The transport checks both before anyone reads them.
+ */
+export const MESSAGE_SPECS: { readonly [T in MessageType]: { code: number; bulk: boolean; request: Shape; reply: Shape } } = {
+  hello: {
+    code: 1,
+    bulk: false,
+    request: object({ from: member, probe: optional(boolean) }),
+    reply: object({ member, members, undecided: optional(boolean) }),
+  },
+  gossip: {
+    code: 2,
+    bulk: false,
+    request: object({ from: string(256), digests: array(digest, MAX_MESSAGE_ITEMS) }),
+    reply: object({ entries: members, want: ids }),
+  },
+  'gossip-push': { code: 3, bulk: false, request: object({ from: string(256), entries: members }), reply: empty },
+  shutdown: { code: 4, bulk: false, request: object({ from: digest }), reply: empty },
+  write: { code: 5, bulk: false, request: object({ key: string(), record }), reply: object({ applied: boolean }) },
+  'write-batch': { code: 6, bulk: true, request: object({ records }), reply: object({ applied: integer(0) }) },
+  hint: {
+    code: 7,
+    bulk: false,
+    request: object({ target: string(256), key: string(), record }),
+    reply: object({ stored: boolean }),
+  },
+  read: {
+    code: 8,
+    bulk: false,
+    request: object({ key: string() }),
+    reply: object({ record: (v, path) => (v === null ? undefined : record(v, path)) }),
+  },
+  'ae-roots': {
+    code: 9,
+    bulk: true,
+    request: object({
+      from: string(256),
+      ring: string(256),
+      combined: optional(string(256)),
+      ranges: optional(array(tuple(token, token, string(256), integer(0)), MAX_MESSAGE_ITEMS)),
+    }),
+    reply: object({ same: optional(boolean), ringMismatch: optional(boolean), differ: optional(pairs) }),
+  },
+  'ae-level': {
+    code: 10,
+    bulk: true,
+    request: object({
+      from: string(256),
+      lo: token,
+      hi: token,
+      level: integer(0, 64),
+      parents: array(integer(0), MAX_MESSAGE_ITEMS),
+      nodes: array(tuple(integer(0), string(256), integer(0)), MAX_MESSAGE_ITEMS),
+    }),
+    reply: object({ differ: pairs }),
+  },
+  'ae-keys': {
+    code: 11,
+    bulk: true,
+    request: object({
+      from: string(256),
+      lo: token,
+      hi: token,
+      level: integer(0, 64),
+      index: integer(0),
+      keys: array(tuple(string(), string(256), string(256)), MAX_MESSAGE_ITEMS),
+    }),
+    reply: object({ records, want: array(string(), MAX_MESSAGE_ITEMS) }),
+  },
+  'ring-state': {
+    code: 12,
+    bulk: false,
+    request: object({ from: string(256), entries: members }),
+    reply: object({ placement: string(256), moving: members }),
+  },
+  'stream-range': {
+    code: 13,
+    bulk: true,
+    request: object({ lo: token, hi: token, after: optional(token), maxRecords: integer(1), maxBytes: integer(1) }),
+    reply: object({ records, next: optional(token) }),
+  },
+};
+
+export const MESSAGE_TYPES = Object.keys(MESSAGE_SPECS) as readonly MessageType[];
+
+/** What is wrong with `msg` as a message of its declared type, or undefined when it is well formed. */
+export function messageProblem(msg: unknown): string | undefined {
+  if (typeof msg !== 'object' || msg === null) return 'a message must be an object';
+  const type = (msg as { type?: unknown }).type;
+  const spec = typeof type === 'string' ? MESSAGE_SPECS[type as MessageType] : undefined;
+  if (spec === undefined) return `unknown message type ${JSON.stringify(type)}`;
+  return spec.request(msg, type as string);
+}
+
+/** What is wrong with `reply` as the reply to a `type` message, or undefined. */
+export function replyProblem(type: MessageType, reply: unknown): string | undefined {
+  return MESSAGE_SPECS[type].reply(reply, `${type} reply`);
+}

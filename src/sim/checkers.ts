@@ -12,7 +12,8 @@ export type CheckerName =
   | 'resurrection'
   | 'ring-disagreement'
   | 'stuck-move'
-  | 'under-replicated';
+  | 'under-replicated'
+  | 'malformed-message';
 
 export interface Violation {
   checker: CheckerName;

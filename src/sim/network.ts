@@ -1,10 +1,11 @@
 // A simulated network between simulated nodes, implementing the production Transport interface.
 // Every message and reply takes a latency drawn from the run's seeded random source (so messages
 // reorder), may be dropped, is lost across a partition, finds "connection refused" at a crashed
-// node, and waits in the inbox of a paused one. Messages cross as JSON, as they would on the wire.
+// node, and waits in the inbox of a paused one. Messages cross as JSON, and each message and reply
+// must fit its declared shape (core/messages.ts), as the production transport demands.
 
 import type { Clock, TimerId } from '../core/clock';
-import type { Message, ReplyOf } from '../core/messages';
+import { type Message, messageProblem, type ReplyOf, replyProblem } from '../core/messages';
 import type { Random } from '../core/random';
 import { type Transport, TransportError } from '../net/transport';
 import type { Scheduler } from './scheduler';
@@ -37,6 +38,8 @@ export class SimNetwork {
   private readonly links = new Map<string, number>();
   /** Probability that any one message or reply is lost. */
   dropRate = 0;
+  /** Messages and replies that broke their declared shapes (node code sending what its peers would refuse). */
+  readonly shapeViolations: string[] = [];
   readonly stats: NetworkStats = { bytes: {}, sent: 0, delivered: 0, dropped: 0, partitioned: 0, refused: 0 };
 
   constructor(
@@ -137,9 +140,18 @@ export class SimNetwork {
             const deliver = () => {
               this.stats.delivered++;
               const incarnation = dest.incarnation;
-              dest.handle(JSON.parse(wire) as Message).then(
-                (reply) =>
-                  this.replyBack(to, self, incarnation, JSON.stringify(reply), (r) => finish(() => resolve(JSON.parse(r) as ReplyOf<M>))),
+              const parsed = JSON.parse(wire) as Message;
+              // the production transport refuses what breaks the declared shapes: here that is a bug
+              const problem = messageProblem(parsed);
+              if (problem) this.shapeViolations.push(`${self} sent ${to} a ${msg.type} that breaks its declared shape: ${problem}`);
+              dest.handle(parsed).then(
+                (reply) => {
+                  const replyText = JSON.stringify(reply);
+                  const bad = replyProblem(msg.type, JSON.parse(replyText));
+                  if (bad)
+                    this.shapeViolations.push(`${to} answered ${self}'s ${msg.type} with a reply that breaks its declared shape: ${bad}`);
+                  this.replyBack(to, self, incarnation, replyText, (r) => finish(() => resolve(JSON.parse(r) as ReplyOf<M>)));
+                },
                 (err: unknown) => {
                   const text = `${to} answered 400: ${err instanceof Error ? err.message : String(err)}`;
                   this.replyBack(to, self, incarnation, text, (t) => finish(() => reject(new TransportError('rejected', t))));

@@ -750,6 +750,7 @@ export class Simulation {
       ...checkNothingInvented(this.history, final),
       ...checkNoResurrection(this.history, final, this.opts.n),
       ...checkRingAgreement(this.ringChecksums()),
+      ...this.network.shapeViolations.map((message): Violation => ({ checker: 'malformed-message', message, ops: [] })),
     ];
     return { violations, convergence: convergence(final) };
   }

@@ -11,6 +11,7 @@ import { cliPath, type LocalCluster, type LocalNode } from '../../scripts/lib/lo
 import { cleanupClusters, logsOf, startCluster } from '../helpers/cluster';
 import { eventually, mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
+import { replicaRecord } from '../helpers/peer';
 
 const exec = promisify(execFile);
 const scratch: string[] = [];
@@ -46,7 +47,7 @@ async function missing(via: LocalNode, acked: Map<string, string>): Promise<stri
 
 /** What one replica holds for `key`, read straight from its store. */
 async function onReplica(n: LocalNode, key: string): Promise<{ version?: unknown } | null> {
-  return (await http('POST', `${n.url}/internal/read`, { json: { type: 'read', key } })).body.record;
+  return replicaRecord(n.address, key);
 }
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {

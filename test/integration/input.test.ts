@@ -1,5 +1,5 @@
-// Bad input gets its status and a JSON error, and changes nothing; internal routes need the
-// cluster token when one is set; the CLI and config validation behave as documented.
+// Bad input gets its status and a JSON error, and changes nothing; members must prove the cluster
+// token when one is set; the CLI and config validation behave as documented.
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { cliPath, type LocalCluster } from '../../scripts/lib/local-cluster';
 import { cleanupClusters, startCluster } from '../helpers/cluster';
 import { http, put } from '../helpers/http';
+import { replicaRecord } from '../helpers/peer';
 
 const run = promisify(execFile);
 
@@ -112,26 +113,19 @@ describe('bad input', () => {
 describe('cluster secret', () => {
   afterEach(cleanupClusters);
 
-  test('internal routes answer 401 without the token, and a cluster sharing the token serves quorum writes', async () => {
+  test('members prove the cluster token to each other: a peer without it is refused; a cluster sharing it serves quorum writes', async () => {
     const c = await startCluster('127.22.2', { env: { QUORUMKV_CLUSTER_SECRET: 's3cret-token' } });
     const n1 = c.node('n1');
-    const noToken = await http('POST', `${n1.url}/internal/read`, { json: { type: 'read', key: 'a' } });
-    expect(noToken.status).toBe(401);
-    expect(noToken.body.error.code).toBe('unauthorized');
-    const wrongToken = await http('POST', `${n1.url}/internal/read`, {
-      json: { type: 'read', key: 'a' },
-      headers: { 'x-quorumkv-cluster-token': 's3cret-tokeN' },
-    });
-    expect(wrongToken.status).toBe(401);
-    const goodToken = await http('POST', `${n1.url}/internal/read`, {
-      json: { type: 'read', key: 'a' },
-      headers: { 'x-quorumkv-cluster-token': 's3cret-token' },
-    });
-    expect(goodToken.status).toBe(200);
-
     const w = await put(n1.url, 'guarded', 1, '?consistency=all');
     expect(w.status).toBe(200);
     expect(w.body.successful_writes).toBe(3);
+
+    await expect(replicaRecord(n1.address, 'guarded')).rejects.toThrow(/token/);
+    await expect(replicaRecord(n1.address, 'guarded', 's3cret-tokeN')).rejects.toThrow(/token/);
+    expect((await replicaRecord(n1.address, 'guarded', 's3cret-token'))?.value).toBe(1);
+    // node-to-node calls are not HTTP routes of the API port
+    const viaHttp = await http('POST', `${n1.url}/internal/read`, { json: { type: 'read', key: 'guarded' } });
+    expect({ status: viaHttp.status, code: viaHttp.body.error.code }).toEqual({ status: 404, code: 'not_found' });
   });
 });
 

@@ -8,6 +8,7 @@ import { cliPath, type LocalNode } from '../../scripts/lib/local-cluster';
 import { cleanupClusters, FAST_ARGS, startCluster } from '../helpers/cluster';
 import { eventually, mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
+import { replicaRecord } from '../helpers/peer';
 
 const exec = promisify(execFile);
 afterEach(cleanupClusters);
@@ -17,8 +18,10 @@ async function onReplica(
   n: LocalNode,
   key: string,
 ): Promise<{ value?: unknown; version?: { wallMs: number; counter: number; nodeId: string } } | null> {
-  const r = await http('POST', `${n.url}/internal/read`, { json: { type: 'read', key } });
-  return r.body.record;
+  return replicaRecord(n.address, key) as Promise<{
+    value?: unknown;
+    version?: { wallMs: number; counter: number; nodeId: string };
+  } | null>;
 }
 
 async function metric(n: LocalNode, name: string): Promise<number> {

@@ -13,6 +13,7 @@ import { StatefulSetSim, type StatefulSetSimOptions } from '../../scripts/lib/st
 import { preStopAction, statefulSetReplicas } from '../../src/cli/kube';
 import { eventually, mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
+import { replicaRecord } from '../helpers/peer';
 
 let sim: StatefulSetSim | undefined;
 let dataRoot: string | undefined;
@@ -101,11 +102,8 @@ test('a pod deleted during writes comes back with a new IP, its identity and its
   expect(health).toMatchObject({ id: 'quorumkv-1', address: `${fresh.ip}:8080` });
   expect(health.generation).toBeGreaterThan(0);
   // its data survived on its volume: read straight from its replica store
-  const local = await http('POST', `${fresh.url}/internal/read`, {
-    json: { type: 'read', key: 'written-before' },
-    headers: { 'x-quorumkv-cluster-token': 'REPLACE-ME-placeholder-cluster-token-not-a-secret' },
-  });
-  expect(local.body.record?.value).toBe('kept on pod 1');
+  const local = await replicaRecord(`${fresh.ip}:8080`, 'written-before', 'REPLACE-ME-placeholder-cluster-token-not-a-secret');
+  expect(local?.value).toBe('kept on pod 1');
 
   const lost: string[] = [];
   await mapLimit(acked, 16, async (a) => {

@@ -1,0 +1,212 @@
+// The internode protocol on the wire: what a connection starts with, the handshake, the frames,
+// and how each message type's body is encoded. Message types, their codes and shapes are declared
+// once, in core/messages.ts; this file only says how they become bytes.
+//
+// A connection (client → server):
+//
+//   client: "QKVN"                                  4 bytes of magic, not framed: anything else
+//                                                    (an HTTP request, a stray scanner) is refused
+//   client: HELLO     u16 min version, u16 max version, 16-byte nonce, node id
+//   server: CHALLENGE status (0 ok, 1 no common version), chosen version, server min and max,
+//                     16-byte nonce, HMAC-SHA256(token, "quorumkv-server" ‖ client nonce ‖ server nonce), node id
+//   client: AUTH      HMAC-SHA256(token, "quorumkv-client" ‖ server nonce ‖ client nonce)
+//   server: READY, or REFUSED with the reason, and closes
+//
+// Each side proves it holds the cluster token without sending it (memberlist's ProtocolVersion
+// exchange, with the token as an HMAC key instead of a header on every request). After READY,
+// frames in both directions: `u32 length ‖ u8 kind ‖ u32 request id ‖ u8 message code ‖ body`.
+// Requests and replies are matched by id, so any number share one connection.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { MESSAGE_SPECS, type Message, type MessageType } from '../core/messages';
+import type { StoredRecord } from '../core/record';
+import { type OutBuffer, ProtocolError, type Reader } from './wire';
+
+export const MAGIC = Buffer.from('QKVN', 'ascii');
+
+/** Protocol versions this build speaks. A peer with no version in common is refused, and says so. */
+export const PROTOCOL_VERSION = 1;
+export const MIN_PROTOCOL_VERSION = 1;
+
+export const NONCE_BYTES = 16;
+export const PROOF_BYTES = 32;
+
+/** Frame kinds. Handshake frames are only valid before READY, message frames only after. */
+export const Kind = {
+  hello: 0x10,
+  challenge: 0x11,
+  auth: 0x12,
+  ready: 0x13,
+  refused: 0x14,
+  request: 0x01,
+  reply: 0x02,
+  error: 0x03,
+} as const;
+
+/** Why a request failed on the peer (an error frame's first byte). */
+export const ErrorCode = { badMessage: 1, internal: 2, unavailable: 3 } as const;
+
+/** kind, request id, message code. */
+export const MESSAGE_HEADER_BYTES = 1 + 4 + 1;
+
+export function proof(token: string, role: 'server' | 'client', first: Buffer, second: Buffer): Buffer {
+  return createHmac('sha256', token).update(`quorumkv-${role}`).update(first).update(second).digest();
+}
+
+export function proofMatches(given: Buffer, expected: Buffer): boolean {
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+// ---- message bodies ----------------------------------------------------------------------------
+
+interface Codec {
+  encode(out: OutBuffer, body: object): void;
+  decode(r: Reader): object;
+}
+
+/** The body as JSON text (every type not on the hot path; the `type` field travels as the code). */
+const json: Codec = {
+  encode(out, body) {
+    // the type travels as the frame's code; a shallow copy drops it (a replacer would also drop
+    // `type` fields inside values)
+    const { type: _type, ...rest } = body as { type?: unknown };
+    out.str(JSON.stringify(rest), 4);
+  },
+  decode(r) {
+    const text = r.str(4, 'json body');
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch (err) {
+      throw new ProtocolError(`body is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError('body is not a JSON object');
+    return v as object;
+  },
+};
+
+const DELETED = 1;
+const EXPIRES = 2;
+
+/** A record, by hand: flags, version (wall ms, counter, node id), expiry, the value as JSON text. */
+function encodeRecord(out: OutBuffer, r: StoredRecord): void {
+  out.u8((r.deleted ? DELETED : 0) | (r.expiresAt !== undefined ? EXPIRES : 0));
+  out.f64(r.version.wallMs);
+  out.u32(r.version.counter);
+  out.str(r.version.nodeId, 1);
+  if (r.expiresAt !== undefined) out.f64(r.expiresAt);
+  if (!r.deleted) out.str(JSON.stringify(r.value), 4);
+}
+
+function decodeRecord(r: Reader): StoredRecord {
+  const flags = r.u8('record flags');
+  if (flags & ~(DELETED | EXPIRES)) throw new ProtocolError(`record flags ${flags} unknown`);
+  const version = { wallMs: r.f64('version wall ms'), counter: r.u32('version counter'), nodeId: r.str(1, 'version node id') };
+  const expiresAt = flags & EXPIRES ? r.f64('expiry') : undefined;
+  if (flags & DELETED) return expiresAt === undefined ? { version, deleted: true } : { version, deleted: true, expiresAt };
+  const text = r.str(4, 'value');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ProtocolError(`record value is not JSON: ${(err as Error).message}`);
+  }
+  return (expiresAt === undefined ? { version, value } : { version, value, expiresAt }) as StoredRecord;
+}
+
+/** Hand codecs for the messages every client request sends: replica writes and reads, and their replies. */
+const HOT: Partial<Record<MessageType, { request: Codec; reply: Codec }>> = {
+  write: {
+    request: {
+      encode(out, body) {
+        const m = body as { key: string; record: StoredRecord };
+        out.str(m.key, 2);
+        encodeRecord(out, m.record);
+      },
+      decode(r) {
+        return { key: r.str(2, 'key'), record: decodeRecord(r) };
+      },
+    },
+    reply: {
+      encode(out, body) {
+        out.u8((body as { applied: boolean }).applied ? 1 : 0);
+      },
+      decode(r) {
+        return { applied: r.u8('applied') === 1 };
+      },
+    },
+  },
+  read: {
+    request: {
+      encode(out, body) {
+        out.str((body as { key: string }).key, 2);
+      },
+      decode(r) {
+        return { key: r.str(2, 'key') };
+      },
+    },
+    reply: {
+      encode(out, body) {
+        const rec = (body as { record: StoredRecord | null }).record;
+        out.u8(rec === null ? 0 : 1);
+        if (rec !== null) encodeRecord(out, rec);
+      },
+      decode(r) {
+        return { record: r.u8('record present') === 1 ? decodeRecord(r) : null };
+      },
+    },
+  },
+};
+
+const BY_CODE = new Map<number, MessageType>(Object.entries(MESSAGE_SPECS).map(([type, spec]) => [spec.code, type as MessageType]));
+
+export function typeOfCode(code: number): MessageType {
+  const type = BY_CODE.get(code);
+  if (type === undefined) throw new ProtocolError(`unknown message code ${code}`);
+  return type;
+}
+
+export function encodeRequestBody(out: OutBuffer, msg: Message): void {
+  (HOT[msg.type]?.request ?? json).encode(out, msg);
+}
+
+export function decodeRequestBody(type: MessageType, r: Reader): Message {
+  const body = (HOT[type]?.request ?? json).decode(r);
+  r.done(`${type} request`);
+  return { ...body, type } as Message;
+}
+
+export function encodeReplyBody(out: OutBuffer, type: MessageType, reply: object): void {
+  (HOT[type]?.reply ?? json).encode(out, reply);
+}
+
+export function decodeReplyBody(type: MessageType, r: Reader): object {
+  const body = (HOT[type]?.reply ?? json).decode(r);
+  r.done(`${type} reply`);
+  return body;
+}
+
+/**
+ * Writes one message frame into `out`: length, kind, id, code, body. If the body cannot be
+ * encoded, nothing is left in `out` and the error is thrown to the caller.
+ */
+export function writeFrame(out: OutBuffer, kind: number, id: number, code: number, body: (out: OutBuffer) => void): void {
+  const start = out.length;
+  try {
+    const at = out.reserve32();
+    out.u8(kind);
+    out.u32(id);
+    out.u8(code);
+    body(out);
+    out.patch32(at, out.length - at - 4);
+  } catch (err) {
+    out.truncate(start);
+    throw err;
+  }
+}
+
+/** An error frame's body: its code and a message for the caller's log and 503. */
+export function encodeError(out: OutBuffer, code: number, message: string): void {
+  out.u8(code);
+  out.str(message.length > 2000 ? `${message.slice(0, 2000)}...` : message, 2);
+}
