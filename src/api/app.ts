@@ -6,17 +6,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { liveness, readiness, startup } from '../core/health';
-import { formatVersion } from '../core/hlc';
-import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
 import type { Logger } from '../core/log';
-import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
-import { isExpired, type JsonValue } from '../core/record';
 import type { Metrics } from '../metrics';
-import { BadMessageError, NotServingError, QuorumError } from '../node/errors';
-import type { ReplicaFailure } from '../node/fanout';
 import { MoveRefused } from '../node/movement';
-import type { Node, WriteResult } from '../node/node';
+import type { Node } from '../node/node';
 import { HttpError, sendError } from './errors';
+import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
 export interface AppOptions {
   node: Node;
@@ -98,57 +93,6 @@ function isLoopback(address: string | undefined): boolean {
 /** The header that carries the cluster token to the admin routes from outside the pod. */
 export const CLUSTER_TOKEN_HEADER = 'x-quorumkv-cluster-token';
 
-/** Room for the `{"value": ...}` wrapper and whitespace around a value at the size limit. */
-const BODY_OVERHEAD_BYTES = 64 * 1024;
-
-const ALLOWED_PARAMS: Record<string, readonly string[]> = {
-  GET: ['consistency', 'r'],
-  PUT: ['consistency', 'w', 'ttl'],
-  DELETE: ['consistency', 'w'],
-};
-
-function consistencyParams(req: Request): ConsistencyParams {
-  const allowed = ALLOWED_PARAMS[req.method] ?? [];
-  const q = req.query as Record<string, unknown>;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(q)) {
-    if (!allowed.includes(name)) {
-      throw new HttpError(
-        400,
-        'invalid_parameter',
-        `unknown query parameter ${JSON.stringify(name)}; ${req.method} takes ${allowed.join(', ')}`,
-      );
-    }
-    if (typeof value !== 'string') throw new HttpError(400, 'invalid_parameter', `query parameter ${name} given more than once`);
-    out[name] = value;
-  }
-  return out;
-}
-
-function requiredFor(req: Request, op: Operation, node: Node): number {
-  const n = node.config.replicationFactor;
-  const dflt = op === 'read' ? node.config.readQuorum : node.config.writeQuorum;
-  const r = requiredReplicas(op, consistencyParams(req), n, dflt);
-  if ('error' in r) throw new HttpError(400, 'invalid_parameter', r.error);
-  return r.required;
-}
-
-function keyOf(req: Request): string {
-  const key = String(req.params.key ?? '');
-  const problem = keyProblem(key);
-  if (problem) throw new HttpError(400, 'invalid_key', problem, { max_key_bytes: MAX_KEY_BYTES });
-  return key;
-}
-
-function failuresWithAddresses(node: Node, failures: ReplicaFailure[]): Array<{ replica: string; address?: string; reason: string }> {
-  const addresses = new Map(node.memberList().map((m) => [m.id, m.address]));
-  return failures.map((f) => ({
-    replica: f.replica,
-    ...(addresses.has(f.replica) ? { address: addresses.get(f.replica) } : {}),
-    reason: f.reason,
-  }));
-}
-
 /** The node's HTTP request handler. */
 export function createHandler(opts: AppOptions): RequestListener {
   const { node, log, metrics } = opts;
@@ -173,19 +117,20 @@ export function createHandler(opts: AppOptions): RequestListener {
     'quorumkv_requests_rejected_total',
     'Requests refused before reaching the node, by reason (a bound that was hit)',
   );
-  let inflight = 0;
-  metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => inflight);
+  const kv = createKvHandler({
+    node,
+    log,
+    maxValueBytes: opts.maxValueBytes,
+    maxInflightRequests: opts.maxInflightRequests,
+    requests,
+    latency,
+    rejected,
+  });
+  metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => kv.inflight());
   metrics.gauge('quorumkv_keys', 'Keys stored on this replica (tombstones included)', () => node.storeCount());
   metrics.gauge('quorumkv_members', "Members in this node's ring", () => node.memberList().length);
 
   const json = express.json({ limit: opts.maxValueBytes + BODY_OVERHEAD_BYTES, type: 'application/json' });
-  const requireJson = (req: Request, _res: Response, next: NextFunction) => {
-    if (!req.is('application/json')) {
-      const given = req.get('content-type') ?? '(none)';
-      throw new HttpError(415, 'unsupported_media_type', `send the body as Content-Type: application/json; got ${JSON.stringify(given)}`);
-    }
-    next();
-  };
 
   // ---- health and cluster views -----------------------------------------------------------------
   app.get('/health', (_req, res) => {
@@ -241,7 +186,7 @@ export function createHandler(opts: AppOptions): RequestListener {
       throw new HttpError(403, 'forbidden', 'drain is accepted from this pod (loopback) or with the cluster token');
     }
     node.drain();
-    res.json({ draining: true, inflight_requests: inflight });
+    res.json({ draining: true, inflight_requests: kv.inflight() });
   });
   app.post('/admin/repair', json, (req, res) => {
     if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
@@ -343,91 +288,9 @@ export function createHandler(opts: AppOptions): RequestListener {
     res.type('text/plain; version=0.0.4').send(metrics.render());
   });
 
-  // ---- /kv --------------------------------------------------------------------------------------
-  const kv = express.Router();
-  kv.use((req, res, next) => {
-    if (inflight >= opts.maxInflightRequests) {
-      rejected.inc({ reason: 'overloaded' });
-      sendError(
-        res,
-        503,
-        'overloaded',
-        `this node is coordinating ${inflight} requests, its limit (--max-inflight-requests); retry or use another node`,
-      );
-      return;
-    }
-    inflight++;
-    const start = process.hrtime.bigint();
-    res.on('finish', () => {
-      inflight--;
-      const op = req.method.toLowerCase();
-      requests.inc({ op, code: String(res.statusCode) });
-      latency.observe(Number(process.hrtime.bigint() - start) / 1e9, { op });
-    });
-    next();
-  });
-
-  kv.all('/', (_req, _res) => {
-    throw new HttpError(400, 'invalid_key', 'key must not be empty: use /kv/<key>');
-  });
-
-  kv.get('/:key', async (req, res) => {
-    const key = keyOf(req);
-    const r = requiredFor(req, 'read', node);
-    const result = await node.get(key, r);
-    const base = {
-      coordinator: result.coordinator,
-      replicas: result.replicas,
-      quorum_required: result.required,
-      replicas_responded: result.responded.length,
-      total_replicas: result.replicas.length,
-      ...(result.repaired.length > 0 ? { read_repaired: result.repaired } : {}),
-    };
-    const rec = result.record;
-    const now = node.nowMs();
-    if (!rec || rec.deleted || isExpired(rec, now)) {
-      sendError(res, 404, 'not_found', `key ${JSON.stringify(key)} not found`, {
-        key,
-        ...base,
-        ...(rec?.deleted ? { deleted: true, version: formatVersion(rec.version) } : {}),
-        ...(rec && isExpired(rec, now)
-          ? { expired: true, version: formatVersion(rec.version), expired_at: new Date(rec.expiresAt as number).toISOString() }
-          : {}),
-      });
-      return;
-    }
-    res.json({
-      key,
-      value: rec.value,
-      version: formatVersion(rec.version),
-      ...(rec.expiresAt !== undefined ? { expires_at: new Date(rec.expiresAt).toISOString() } : {}),
-      ...base,
-    });
-  });
-
-  kv.put('/:key', requireJson, json, async (req, res) => {
-    const key = keyOf(req);
-    const w = requiredFor(req, 'write', node);
-    const value = valueFromBody(req, opts.maxValueBytes);
-    const ttlMs = ttlFrom(req);
-    res.json(writeReply(await node.put(key, value, w, ttlMs), { value }));
-  });
-
-  kv.delete('/:key', async (req, res) => {
-    const key = keyOf(req);
-    const w = requiredFor(req, 'write', node);
-    res.json(writeReply(await node.delete(key, w), { deleted: true }));
-  });
-
-  kv.all('/:key', (req, res) => {
-    res.set('Allow', 'GET, PUT, DELETE');
-    sendError(res, 405, 'method_not_allowed', `${req.method} is not supported on /kv/<key>; use GET, PUT or DELETE`);
-  });
-  app.use('/kv', kv);
-
   // ---- fallbacks ----------------------------------------------------------------------------------
   app.use((req, res) => {
-    sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+    sendError(req, res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -435,92 +298,23 @@ export function createHandler(opts: AppOptions): RequestListener {
       res.destroy();
       return;
     }
-    if (err instanceof HttpError) return sendError(res, err.status, err.code, err.message, err.details);
-    if (err instanceof QuorumError) {
-      const d = err.details;
-      return sendError(res, 503, 'quorum_not_met', err.message, {
-        key: d.key,
-        quorum_required: d.required,
-        [err.op === 'write' ? 'successful_writes' : 'replicas_responded']: d.succeeded.length,
-        total_replicas: d.replicas.length,
-        replicas: d.replicas,
-        failures: failuresWithAddresses(node, d.failures),
-      });
-    }
-    if (err instanceof BadMessageError) return sendError(res, 400, 'bad_request', err.message);
-    if (err instanceof NotServingError) return sendError(res, 503, 'not_serving', err.message, { status: node.memberStatus() });
+    if (err instanceof HttpError) return sendError(req, res, err.status, err.code, err.message, err.details);
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === 'entity.too.large') {
       rejected.inc({ reason: 'body_too_large' });
-      return sendError(res, 413, 'value_too_large', `request body exceeds ${opts.maxValueBytes + BODY_OVERHEAD_BYTES} bytes`, {
+      return sendError(req, res, 413, 'value_too_large', `request body exceeds ${opts.maxValueBytes + BODY_OVERHEAD_BYTES} bytes`, {
         max_value_bytes: opts.maxValueBytes,
       });
     }
-    if (e.type === 'entity.parse.failed') return sendError(res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
+    if (e.type === 'entity.parse.failed') return sendError(req, res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
-      return sendError(res, 415, 'unsupported_media_type', String(e.message));
-    if (err instanceof URIError || (e.status === 400 && /decode/i.test(String(e.message)))) {
-      return sendError(res, 400, 'invalid_key', 'the key in the path is not valid percent-encoding');
-    }
+      return sendError(req, res, 415, 'unsupported_media_type', String(e.message));
     log.error({ err, method: req.method, path: req.path }, 'request failed');
-    sendError(res, 500, 'internal', 'internal error; see the node log');
+    sendError(req, res, 500, 'internal', 'internal error; see the node log');
   });
 
-  return app;
-}
-
-/** The longest TTL a write may ask for: 10 years, in seconds. */
-const MAX_TTL_S = 10 * 365 * 24 * 3600;
-
-/** `?ttl=<seconds>`: the value expires that long after the write; undefined when not asked. */
-function ttlFrom(req: Request): number | undefined {
-  const raw = (req.query as Record<string, unknown>).ttl;
-  if (raw === undefined) return undefined;
-  const n = typeof raw === 'string' && /^[0-9]{1,10}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(n >= 1 && n <= MAX_TTL_S))
-    throw new HttpError(
-      400,
-      'invalid_parameter',
-      `ttl must be a whole number of seconds from 1 to ${MAX_TTL_S}; got ${JSON.stringify(raw)}`,
-    );
-  return n * 1000;
-}
-
-/** The reply to a PUT (`value`) or DELETE (`deleted: true`): the seed's shape, snake_case. */
-function writeReply(result: WriteResult, what: { value: JsonValue } | { deleted: true }): Record<string, unknown> {
-  const hinted = Object.entries(result.hintedOn);
-  return {
-    key: result.key,
-    ...what,
-    version: formatVersion(result.record.version),
-    ...(result.record.expiresAt !== undefined ? { expires_at: new Date(result.record.expiresAt).toISOString() } : {}),
-    ...(hinted.length > 0 ? { hinted: hinted.map(([replica, on]) => ({ replica, on })) } : {}),
-    coordinator: result.coordinator,
-    replicas: result.replicas,
-    quorum_required: result.required,
-    successful_writes: result.acked.length,
-    total_replicas: result.replicas.length,
+  return (req, res) => {
+    if (isKvPath(req.url as string)) kv(req, res);
+    else app(req, res);
   };
-}
-
-function valueFromBody(req: Request, maxValueBytes: number): JsonValue {
-  const body = req.body as unknown;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}');
-  }
-  const fields = Object.keys(body);
-  if (!fields.includes('value')) throw new HttpError(400, 'invalid_body', 'body has no "value" field: send {"value": <any JSON>}');
-  const unknown = fields.filter((f) => f !== 'value');
-  if (unknown.length > 0) {
-    const names = unknown.map((f) => JSON.stringify(f)).join(', ');
-    throw new HttpError(400, 'invalid_body', `unknown field(s) ${names}; the body is {"value": <any JSON>}`);
-  }
-  const value = (body as { value: JsonValue }).value;
-  const size = valueSizeBytes(value);
-  if (size > maxValueBytes) {
-    throw new HttpError(413, 'value_too_large', `value is ${size} bytes of JSON; the limit is ${maxValueBytes} (--max-value-bytes)`, {
-      max_value_bytes: maxValueBytes,
-    });
-  }
-  return value;
 }

@@ -1,6 +1,8 @@
-// Every error the API returns has one shape: { "error": { "code", "message", ...details } }.
+// Every error the API returns has one shape: { "error": { "code", "message", ...details } }, and
+// every reply is written the way express's res.json writes it (the /kv routes do not go through
+// express: ./kv.ts), so a client sees the same bytes from either.
 
-import type { Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export type ErrorCode =
   | 'bad_request'
@@ -19,8 +21,27 @@ export type ErrorCode =
   | 'conflict'
   | 'internal';
 
-export function sendError(res: Response, status: number, code: ErrorCode, message: string, details: Record<string, unknown> = {}): void {
-  res.status(status).json({ error: { code, message, ...details } });
+/** Writes `body` as JSON with the headers express's res.json sets; a HEAD gets the headers only. */
+export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  if (req.method === 'HEAD') res.end();
+  else res.end(text);
+}
+
+export function sendError(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  code: ErrorCode,
+  message: string,
+  details: Record<string, unknown> = {},
+  headers?: Record<string, string>,
+): void {
+  sendJson(req, res, status, { error: { code, message, ...details } }, headers);
 }
 
 /** An error raised inside a route, turned into a JSON reply by the error handler. */
