@@ -27,10 +27,20 @@ export function describeFailure(err: unknown): string {
   return `error: ${String(err)}`;
 }
 
+export interface GatherOptions {
+  /**
+   * Ask only this many replicas at first (all when omitted): a read needs R replies, so it asks R
+   * and keeps the rest in reserve. A reserve replica is asked when one asked fails, and once (a
+   * speculative retry, Cassandra's speculative_retry) when `speculateAfterMs` passes undecided.
+   */
+  initial?: number;
+  speculateAfterMs?: number;
+}
+
 /**
- * Calls every replica; decides on the replies of the `counted` ones only (all of them when omitted):
- * a write also goes to replicas that are still being streamed their range, whose acks must not
- * count toward W (core/placement.ts).
+ * Calls the replicas (in the order given; see `options.initial`); decides on the replies of the
+ * `counted` ones only (all of them when omitted): a write also goes to replicas that are still
+ * being streamed their range, whose acks must not count toward W (core/placement.ts).
  */
 export function gather<T>(
   replicas: readonly string[],
@@ -39,9 +49,11 @@ export function gather<T>(
   clock: Clock,
   timeoutMs: number,
   counted?: ReadonlySet<string>,
+  options: GatherOptions = {},
 ): Promise<Gathered<T>> {
   const counts = (r: string) => counted === undefined || counted.has(r);
-  const countedTotal = replicas.filter(counts).length;
+  let countedTotal = 0;
+  for (const r of replicas) if (counts(r)) countedTotal++;
   if (countedTotal < need || replicas.length === 0) {
     // Decided before anything is sent: failed if too few replicas, trivially ok if none is needed.
     const empty = { replies: [], failures: [] };
@@ -51,52 +63,75 @@ export function gather<T>(
     const replies: Array<{ replica: string; value: T }> = [];
     const failures: ReplicaFailure[] = [];
     const done = new Set<string>();
-    const tally = () =>
-      writeOutcome(replies.filter((r) => counts(r.replica)).length, failures.filter((f) => counts(f.replica)).length, countedTotal, need);
+    let acked = 0;
+    let failed = 0;
+    let started = 0;
     let decided = false;
     let resolveSettled: (v: { replies: typeof replies; failures: ReplicaFailure[] }) => void = () => {};
     const settled = new Promise<{ replies: typeof replies; failures: ReplicaFailure[] }>((r) => {
       resolveSettled = r;
     });
+    let speculation: ReturnType<Clock['setTimer']> | undefined;
 
     const decide = (outcome: Exclude<Outcome, 'pending'>, extraFailures: ReplicaFailure[] = []) => {
       decided = true;
+      if (speculation !== undefined) clock.cancel(speculation);
       resolveOutcome({ outcome, replies: [...replies], failures: [...failures, ...extraFailures], settled });
     };
 
     const timer = clock.setTimer(timeoutMs, () => {
-      const late = replicas.filter((r) => !done.has(r)).map((replica) => ({ replica, reason: `timeout: no reply within ${timeoutMs} ms` }));
-      if (!decided) decide(tally() === 'ok' ? 'ok' : 'failed', late);
+      const late: ReplicaFailure[] = [];
+      for (let i = 0; i < started; i++) {
+        const r = replicas[i] as string;
+        if (!done.has(r)) late.push({ replica: r, reason: `timeout: no reply within ${timeoutMs} ms` });
+      }
+      if (!decided) decide(writeOutcome(acked, failed, countedTotal, need) === 'ok' ? 'ok' : 'failed', late);
       failures.push(...late);
       for (const l of late) done.add(l.replica);
       resolveSettled({ replies, failures });
     });
 
     const check = () => {
-      if (done.size === replicas.length) {
+      if (!decided) {
+        const outcome = writeOutcome(acked, failed, countedTotal, need);
+        if (outcome !== 'pending') decide(outcome);
+      }
+      // settled: every call asked has finished, and no reserve replica can still be asked
+      if (done.size === started && (decided || started === replicas.length)) {
         clock.cancel(timer);
         resolveSettled({ replies, failures });
       }
-      if (decided) return;
-      const outcome = tally();
-      if (outcome !== 'pending') decide(outcome);
     };
 
-    for (const replica of replicas) {
+    const ask = (replica: string) => {
+      started++;
       call(replica).then(
         (value) => {
           if (done.has(replica)) return;
           done.add(replica);
           replies.push({ replica, value });
+          if (counts(replica)) acked++;
           check();
         },
         (err: unknown) => {
           if (done.has(replica)) return;
           done.add(replica);
           failures.push({ replica, reason: describeFailure(err) });
+          if (counts(replica)) failed++;
+          // a replica in reserve takes the failed one's place
+          if (!decided && started < replicas.length) ask(replicas[started] as string);
           check();
         },
       );
+    };
+
+    const first = Math.min(replicas.length, Math.max(options.initial ?? replicas.length, need, 1));
+    for (let i = 0; i < first; i++) ask(replicas[i] as string);
+    if (first < replicas.length && options.speculateAfterMs !== undefined && !decided) {
+      speculation = clock.setTimer(options.speculateAfterMs, () => {
+        speculation = undefined;
+        if (!decided && started < replicas.length) ask(replicas[started] as string);
+      });
     }
   });
 }

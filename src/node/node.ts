@@ -9,6 +9,7 @@
 import type { Clock } from '../core/clock';
 import type { ReadinessInput, StartupInput } from '../core/health';
 import { Hlc } from '../core/hlc';
+import { LatencyWindow } from '../core/latency';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
 import type { MemberEntry, MemberStatus } from '../core/membership';
@@ -142,6 +143,8 @@ export class Node {
   private readonly staleListeners: Array<(reason: string) => void> = [];
 
   private readonly hlc: Hlc;
+  /** Latency of reads this node asked of other replicas (when to retry one speculatively). */
+  private readonly readLatency = new LatencyWindow();
   private readonly readRepairs: Counter | undefined;
   private readonly replicaFailures: Counter | undefined;
   private serving = false;
@@ -601,15 +604,48 @@ export class Node {
     return extended.filter((id) => !replicas.includes(id) && this.membership.liveness(id) !== 'down').slice(0, count);
   }
 
+  /**
+   * Reads ask R replicas, not N: this node first when it is one (a local read costs no message),
+   * then the others in random order (spreading the load). The rest are kept in reserve: one is asked
+   * when an asked replica fails, and once when a reply is slower than the recent p99 of replica
+   * reads (a replica that hangs costs a read that much, not its deadline).
+   */
+  private readOrder(ask: string[]): string[] {
+    const others = ask.filter((id) => id !== this.id);
+    for (let i = others.length - 1; i > 0; i--) {
+      const j = Math.floor(this.deps.random.next() * (i + 1));
+      [others[i], others[j]] = [others[j] as string, others[i] as string];
+    }
+    return others.length === ask.length ? others : [this.id, ...others];
+  }
+
+  /** Milliseconds after which a read asks one more replica (the p99 of recent replica reads, at least 1). */
+  private speculateAfterMs(): number | undefined {
+    const p99 = this.readLatency.p99();
+    return p99 === undefined ? undefined : Math.max(1, Math.ceil(p99));
+  }
+
   async get(key: string, r = this.config.readQuorum): Promise<ReadResult> {
     this.checkCoordinating();
     // read only the replicas that hold the key's range: not one still being streamed it
     const replicas = this.membership.placement.replicas(key).stable;
     const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
-    const started = this.deps.clock.nowMs();
+    const { clock } = this.deps;
+    const started = clock.nowMs();
     const msg: ReadMessage = { type: 'read', key };
-    const g = await gather(ask, r, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
+    const read = (id: string): Promise<ReplyOf<ReadMessage>> => {
+      if (id === this.id) return this.handle(msg);
+      const sent = clock.nowMs();
+      return this.sendTo(id, msg, timeoutMs).then((reply) => {
+        this.readLatency.add(clock.nowMs() - sent);
+        return reply;
+      });
+    };
+    const g = await gather(this.readOrder(ask), r, read, clock, timeoutMs, undefined, {
+      initial: r,
+      speculateAfterMs: this.speculateAfterMs(),
+    });
     const failures = [...down, ...g.failures];
     this.countFailures('read', failures);
     const responded = g.replies.map((x) => x.replica);

@@ -1,3 +1,4 @@
+import { LatencyWindow } from '../../src/core/latency';
 import { TransportError } from '../../src/net/transport';
 import { gather } from '../../src/node/fanout';
 import { flushMicrotasks, ManualClock } from '../helpers/manual-clock';
@@ -104,5 +105,97 @@ describe('gather (coordinator fan-out)', () => {
     expect(result.outcome).toBe('failed');
     expect(sent).toBe(0);
     expect(clock.pending()).toBe(0);
+  });
+
+  test('asked for R first, it asks only R; a reserve replica takes the place of one that fails', async () => {
+    const clock = new ManualClock();
+    const asked: string[] = [];
+    const calls = { a: deferred<string>(), b: deferred<string>(), c: deferred<string>() };
+    let result: Awaited<ReturnType<typeof gather<string>>> | undefined;
+    void gather(
+      ['a', 'b', 'c'],
+      2,
+      (r) => {
+        asked.push(r);
+        return calls[r as 'a'].promise;
+      },
+      clock,
+      1000,
+      undefined,
+      { initial: 2 },
+    ).then((g) => {
+      result = g;
+    });
+    await flushMicrotasks();
+    expect(asked).toEqual(['a', 'b']);
+    calls.b.reject(new TransportError('refused', 'b: ECONNREFUSED'));
+    await flushMicrotasks();
+    expect(asked).toEqual(['a', 'b', 'c']);
+    calls.a.resolve('A');
+    calls.c.resolve('C');
+    await flushMicrotasks();
+    expect(result?.outcome).toBe('ok');
+    expect(result?.replies.map((r) => r.replica)).toEqual(['a', 'c']);
+    expect(result?.failures).toEqual([{ replica: 'b', reason: 'refused: b: ECONNREFUSED' }]);
+  });
+
+  test('a replica slower than the speculation delay gets a stand-in, asked once; the first R replies win', async () => {
+    const clock = new ManualClock();
+    const asked: string[] = [];
+    const calls = { a: deferred<string>(), b: deferred<string>(), c: deferred<string>() };
+    let result: Awaited<ReturnType<typeof gather<string>>> | undefined;
+    void gather(
+      ['a', 'b', 'c'],
+      2,
+      (r) => {
+        asked.push(r);
+        return calls[r as 'a'].promise;
+      },
+      clock,
+      1000,
+      undefined,
+      { initial: 2, speculateAfterMs: 5 },
+    ).then((g) => {
+      result = g;
+    });
+    calls.a.resolve('A');
+    await clock.advance(4);
+    expect(asked).toEqual(['a', 'b']);
+    await clock.advance(1);
+    expect(asked).toEqual(['a', 'b', 'c']);
+    calls.c.resolve('C');
+    await flushMicrotasks();
+    expect(result?.outcome).toBe('ok');
+    expect(result?.replies.map((r) => r.replica)).toEqual(['a', 'c']);
+    // the slow one is not given up on: its reply still lands in settled (for read repair)
+    calls.b.resolve('B');
+    expect((await result?.settled)?.replies.map((r) => r.replica)).toEqual(['a', 'c', 'b']);
+  });
+
+  test('when every replica is asked and decided, nothing more is asked and no timer is left', async () => {
+    const clock = new ManualClock();
+    const result = await gather(['a', 'b', 'c'], 1, () => Promise.resolve('x'), clock, 1000, undefined, {
+      initial: 1,
+      speculateAfterMs: 3,
+    });
+    expect(result.replies.map((r) => r.replica)).toEqual(['a']);
+    await result.settled;
+    expect(clock.pending()).toBe(0);
+  });
+});
+
+describe('LatencyWindow (when to speculate)', () => {
+  test('knows no p99 until it has enough samples, then follows the window', () => {
+    const w = new LatencyWindow(1000, 100, 50);
+    for (let i = 0; i < 99; i++) w.add(1);
+    expect(w.p99()).toBeUndefined();
+    w.add(1);
+    expect(w.p99()).toBe(1);
+    // 2% slow samples: the p99 is slow
+    for (let i = 0; i < 1000; i++) w.add(i % 50 === 0 ? 40 : 1);
+    expect(w.p99()).toBe(40);
+    // the window forgets: a thousand fast samples later the p99 is fast again
+    for (let i = 0; i < 1000; i++) w.add(2);
+    expect(w.p99()).toBe(2);
   });
 });
