@@ -30,6 +30,12 @@ import { type HintConfig, HintedHandoff } from './hints';
 import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
 import { Movement, type MovementConfig } from './movement';
 
+/**
+ * A read's speculative retry before this node has timed enough replica reads to know their p99:
+ * far above a healthy round trip, far below a deadline.
+ */
+const SPECULATE_BEFORE_SAMPLES_MS = 50;
+
 /** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
 const MAX_BATCH_RECORDS = 10_000;
 
@@ -619,10 +625,15 @@ export class Node {
     return others.length === ask.length ? others : [this.id, ...others];
   }
 
-  /** Milliseconds after which a read asks one more replica (the p99 of recent replica reads, at least 1). */
-  private speculateAfterMs(): number | undefined {
+  /**
+   * Milliseconds after which a read asks one more replica: the p99 of recent replica reads (at
+   * least 1), SPECULATE_BEFORE_SAMPLES_MS until there are enough of them, and never later than half
+   * the deadline, so the replica asked then still has time to answer.
+   */
+  private speculateAfterMs(): number {
     const p99 = this.readLatency.p99();
-    return p99 === undefined ? undefined : Math.max(1, Math.ceil(p99));
+    const ms = p99 === undefined ? SPECULATE_BEFORE_SAMPLES_MS : Math.max(1, Math.ceil(p99));
+    return Math.min(ms, this.config.requestTimeoutMs / 2);
   }
 
   async get(key: string, r = this.config.readQuorum): Promise<ReadResult> {
