@@ -10,6 +10,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { MalformedError, OutBuffer, Reader } from '../core/bytes';
 import type { Logger } from '../core/log';
 import { type Message, messageProblem } from '../core/messages';
 import type { Metrics } from '../metrics';
@@ -32,7 +33,7 @@ import {
   typeOfCode,
   writeFrame,
 } from './protocol';
-import { FrameSplitter, OutBuffer, ProtocolError, Reader } from './wire';
+import { FrameSplitter } from './wire';
 
 export interface PeerServerOptions {
   nodeId: string;
@@ -259,7 +260,7 @@ class ServerConnection {
       this.onAuth(kind, r);
       return;
     }
-    if (kind !== Kind.request) throw new ProtocolError(`frame kind ${kind} is not a request`);
+    if (kind !== Kind.request) throw new MalformedError(`frame kind ${kind} is not a request`);
     this.server.counters.framesReceived.inc();
     const id = r.u32('request id');
     const code = r.u8('message code');
@@ -320,7 +321,7 @@ class ServerConnection {
   }
 
   private onHello(kind: number, r: Reader): void {
-    if (kind !== Kind.hello) throw new ProtocolError(`expected the handshake's hello, got frame kind ${kind}`);
+    if (kind !== Kind.hello) throw new MalformedError(`expected the handshake's hello, got frame kind ${kind}`);
     const theirMin = r.u16('min version');
     const theirMax = r.u16('max version');
     this.clientNonce = Buffer.from(r.bytes(NONCE_BYTES, 'nonce'));
@@ -369,7 +370,7 @@ class ServerConnection {
       this.close();
       return;
     }
-    if (kind !== Kind.auth) throw new ProtocolError(`expected the handshake's auth, got frame kind ${kind}`);
+    if (kind !== Kind.auth) throw new MalformedError(`expected the handshake's auth, got frame kind ${kind}`);
     const given = r.bytes(PROOF_BYTES, 'proof');
     r.done('auth');
     const opts = this.server.options;

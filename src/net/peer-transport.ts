@@ -11,6 +11,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { MalformedError, OutBuffer, Reader } from '../core/bytes';
 import type { Logger } from '../core/log';
 import { MESSAGE_SPECS, type Message, type MessageType, type ReplyOf, replyProblem } from '../core/messages';
 import type { Metrics } from '../metrics';
@@ -32,7 +33,7 @@ import {
   writeFrame,
 } from './protocol';
 import { type Transport, TransportError, type TransportFailure } from './transport';
-import { FrameSplitter, OutBuffer, ProtocolError, Reader } from './wire';
+import { FrameSplitter } from './wire';
 
 export interface PeerTransportOptions {
   /** This node's id, told to peers in the handshake (for their logs). */
@@ -247,7 +248,7 @@ class PeerConnection {
       this.onHandshake(kind, r);
       return;
     }
-    if (kind !== Kind.reply && kind !== Kind.error) throw new ProtocolError(`frame kind ${kind} after the handshake`);
+    if (kind !== Kind.reply && kind !== Kind.error) throw new MalformedError(`frame kind ${kind} after the handshake`);
     this.transport.counters.framesReceived.inc();
     const id = r.u32('request id');
     const code = r.u8('message code');
@@ -257,7 +258,7 @@ class PeerConnection {
     cancelDeadline(call.deadline);
     if (code !== MESSAGE_SPECS[call.type].code) {
       call.reject(new TransportError('unreachable', `${this.label}: the reply to a ${call.type} came with message code ${code}`));
-      throw new ProtocolError(`reply code ${code} does not match the ${call.type} it answers`);
+      throw new MalformedError(`reply code ${code} does not match the ${call.type} it answers`);
     }
     if (kind === Kind.error) {
       r.u8('error code');
@@ -335,7 +336,7 @@ class PeerConnection {
       this.refused(message);
       return;
     }
-    throw new ProtocolError(`frame kind ${kind} during the handshake`);
+    throw new MalformedError(`frame kind ${kind} during the handshake`);
   }
 
   private refused(message: string): void {

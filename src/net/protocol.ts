@@ -18,9 +18,9 @@
 // Requests and replies are matched by id, so any number share one connection.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { MalformedError, type OutBuffer, type Reader } from '../core/bytes';
 import { MESSAGE_SPECS, type Message, type MessageType } from '../core/messages';
 import type { StoredRecord } from '../core/record';
-import { type OutBuffer, ProtocolError, type Reader } from './wire';
 
 export const MAGIC = Buffer.from('QKVN', 'ascii');
 
@@ -78,9 +78,9 @@ const json: Codec = {
     try {
       v = JSON.parse(text);
     } catch (err) {
-      throw new ProtocolError(`body is not JSON: ${(err as Error).message}`);
+      throw new MalformedError(`body is not JSON: ${(err as Error).message}`);
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError('body is not a JSON object');
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MalformedError('body is not a JSON object');
     return v as object;
   },
 };
@@ -100,7 +100,7 @@ function encodeRecord(out: OutBuffer, r: StoredRecord): void {
 
 function decodeRecord(r: Reader): StoredRecord {
   const flags = r.u8('record flags');
-  if (flags & ~(DELETED | EXPIRES)) throw new ProtocolError(`record flags ${flags} unknown`);
+  if (flags & ~(DELETED | EXPIRES)) throw new MalformedError(`record flags ${flags} unknown`);
   const version = { wallMs: r.f64('version wall ms'), counter: r.u32('version counter'), nodeId: r.str(1, 'version node id') };
   const expiresAt = flags & EXPIRES ? r.f64('expiry') : undefined;
   if (flags & DELETED) return expiresAt === undefined ? { version, deleted: true } : { version, deleted: true, expiresAt };
@@ -109,7 +109,7 @@ function decodeRecord(r: Reader): StoredRecord {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ProtocolError(`record value is not JSON: ${(err as Error).message}`);
+    throw new MalformedError(`record value is not JSON: ${(err as Error).message}`);
   }
   return (expiresAt === undefined ? { version, value } : { version, value, expiresAt }) as StoredRecord;
 }
@@ -162,7 +162,7 @@ const BY_CODE = new Map<number, MessageType>(Object.entries(MESSAGE_SPECS).map((
 
 export function typeOfCode(code: number): MessageType {
   const type = BY_CODE.get(code);
-  if (type === undefined) throw new ProtocolError(`unknown message code ${code}`);
+  if (type === undefined) throw new MalformedError(`unknown message code ${code}`);
   return type;
 }
 

@@ -3,6 +3,7 @@
 // connection, one socket write per event-loop turn, deadlines, and the failure kinds a caller sees.
 
 import net from 'node:net';
+import { OutBuffer, Reader } from '../../src/core/bytes';
 import type { Logger } from '../../src/core/log';
 import type { Message } from '../../src/core/messages';
 import { Metrics } from '../../src/metrics';
@@ -10,7 +11,7 @@ import { PeerServer } from '../../src/net/peer-server';
 import { PeerTransport } from '../../src/net/peer-transport';
 import { Kind, MAGIC, NONCE_BYTES, PROOF_BYTES } from '../../src/net/protocol';
 import { TransportError } from '../../src/net/transport';
-import { FrameSplitter, OutBuffer, Reader } from '../../src/net/wire';
+import { FrameSplitter } from '../../src/net/wire';
 import { BadMessageError } from '../../src/node/errors';
 
 interface Logged {

@@ -1,8 +1,9 @@
 // The internode wire format: frames survive any split of the byte stream, every message type and
-// reply round-trips through its codec, and malformed input is refused with a ProtocolError, never
+// reply round-trips through its codec, and malformed input is refused with a MalformedError, never
 // with any other exception.
 
 import fc from 'fast-check';
+import { MalformedError, OutBuffer, Reader } from '../../src/core/bytes';
 import type { MemberEntry } from '../../src/core/membership';
 import { MESSAGE_SPECS, type Message, type MessageType, messageProblem, replyProblem } from '../../src/core/messages';
 import type { StoredRecord } from '../../src/core/record';
@@ -15,7 +16,7 @@ import {
   typeOfCode,
   writeFrame,
 } from '../../src/net/protocol';
-import { FrameSplitter, OutBuffer, ProtocolError, Reader } from '../../src/net/wire';
+import { FrameSplitter } from '../../src/net/wire';
 
 const json = fc.jsonValue({ maxDepth: 4 }) as fc.Arbitrary<unknown>;
 const version = fc.record({
@@ -194,7 +195,7 @@ describe('internode frames', () => {
     const splitter = new FrameSplitter(1000);
     const header = Buffer.alloc(4);
     header.writeUInt32BE(1001);
-    expect(() => splitter.push(header)).toThrow(ProtocolError);
+    expect(() => splitter.push(header)).toThrow(MalformedError);
     expect(() => new FrameSplitter(1000).push(Buffer.from([0, 0, 3, 0xe8, 1]))).not.toThrow(); // exactly 1000: waits for the rest
   });
 
@@ -206,11 +207,11 @@ describe('internode frames', () => {
     // a frame whose length says less than its body needs: the decoder runs out of bytes
     for (let cut = 6; cut < whole.length - 4; cut++) {
       const short = Buffer.from(whole.subarray(4, 4 + cut));
-      expect(() => decodeRequest(short)).toThrow(ProtocolError);
+      expect(() => decodeRequest(short)).toThrow(MalformedError);
     }
   });
 
-  test('random bytes are frames or ProtocolErrors, never another exception', () => {
+  test('random bytes are frames or MalformedErrors, never another exception', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), fc.integer({ min: 1, max: 255 }), (bytes, code) => {
         const body = Buffer.from(bytes);
@@ -221,7 +222,7 @@ describe('internode frames', () => {
           const problem = messageProblem(msg);
           expect(problem === undefined || typeof problem === 'string').toBe(true);
         } catch (err) {
-          expect(err).toBeInstanceOf(ProtocolError);
+          expect(err).toBeInstanceOf(MalformedError);
         }
       }),
       { numRuns: 3000 },
