@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'quorum_not_met'
+  | 'unavailable'
   | 'overloaded'
   | 'not_serving'
   | 'conflict'

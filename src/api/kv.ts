@@ -9,12 +9,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { formatVersion } from '../core/hlc';
-import { keyProblem, MAX_KEY_BYTES, valueSizeBytes } from '../core/limits';
+import { keyProblem, MAX_KEY_BYTES, valueProblem, valueSizeBytes } from '../core/limits';
 import type { Logger } from '../core/log';
 import { type ConsistencyParams, type Operation, requiredReplicas } from '../core/quorum';
 import { isExpired, type JsonValue } from '../core/record';
 import type { Counter, Histogram } from '../metrics';
-import { BadMessageError, NotServingError, QuorumError } from '../node/errors';
+import { BadMessageError, NotServingError, QuorumError, UnavailableError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
 import type { Node, ReadResult, WriteResult } from '../node/node';
 import { HttpError, sendError, sendJson } from './errors';
@@ -76,12 +76,27 @@ export function createKvHandler(opts: KvOptions): KvHandler {
     }
     if (err instanceof QuorumError) {
       const d = err.details;
+      const write = err.op === 'write';
       sendError(req, res, 503, 'quorum_not_met', err.message, {
         key: d.key,
         quorum_required: d.required,
-        [err.op === 'write' ? 'successful_writes' : 'replicas_responded']: d.succeeded.length,
+        [write ? 'successful_writes' : 'replicas_responded']: d.succeeded.length,
         total_replicas: d.replicas.length,
         replicas: d.replicas,
+        ...(write ? { acknowledged_by: d.succeeded, may_have_been_applied: true } : {}),
+        failures: failuresWithAddresses(node, d.failures),
+      });
+      return;
+    }
+    if (err instanceof UnavailableError) {
+      const d = err.details;
+      sendError(req, res, 503, 'unavailable', err.message, {
+        key: d.key,
+        quorum_required: d.required,
+        alive_replicas: d.alive.length,
+        total_replicas: d.replicas.length,
+        replicas: d.replicas,
+        ...(err.op === 'write' ? { may_have_been_applied: false } : {}),
         failures: failuresWithAddresses(node, d.failures),
       });
       return;
@@ -158,7 +173,7 @@ export function createKvHandler(opts: KvOptions): KvHandler {
       checkKey(key);
       const params = parseParams(method, query);
       const w = required(method, query, 'write', params);
-      const value = valueFromBody(body, opts.maxValueBytes);
+      const value = valueFromBody(body.value, body.text, opts.maxValueBytes);
       const ttlMs = ttlFrom(params.ttl);
       sendJson(req, res, 200, writeReply(await node.put(key, value, w, ttlMs), { value }));
       return;
@@ -279,7 +294,7 @@ function writeReply(result: WriteResult, what: { value: JsonValue } | { deleted:
   };
 }
 
-function valueFromBody(body: unknown, maxValueBytes: number): JsonValue {
+function valueFromBody(body: unknown, text: string, maxValueBytes: number): JsonValue {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}');
   }
@@ -291,6 +306,8 @@ function valueFromBody(body: unknown, maxValueBytes: number): JsonValue {
     throw new HttpError(400, 'invalid_body', `unknown field(s) ${names}; the body is {"value": <any JSON>}`);
   }
   const value = (body as { value: JsonValue }).value;
+  const problem = valueProblem(value, text);
+  if (problem) throw new HttpError(400, 'invalid_body', `${problem}; nothing was written`);
   const size = valueSizeBytes(value);
   if (size > maxValueBytes) {
     throw new HttpError(413, 'value_too_large', `value is ${size} bytes of JSON; the limit is ${maxValueBytes} (--max-value-bytes)`, {
@@ -342,7 +359,7 @@ function contentType(header: string | undefined): { type: string; charset: strin
  * identity, gzip, deflate or br encoding, at most `limit` bytes once decoded, an object or array
  * at the top) and parses it.
  */
-function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => void): Promise<unknown> {
+function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => void): Promise<{ value: unknown; text: string }> {
   const headers = req.headers;
   const hasBody = headers['transfer-encoding'] !== undefined || headers['content-length'] !== undefined;
   const given = headers['content-type'];
@@ -382,14 +399,14 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
     const chunks: Buffer[] = [];
     let size = 0;
     let finished = false;
-    const finish = (err: unknown, value?: unknown) => {
+    const finish = (err: unknown, body?: { value: unknown; text: string }) => {
       if (finished) return;
       finished = true;
       if (err !== undefined) {
         if (source !== req) (source as unknown as { destroy(): void }).destroy();
         req.resume();
         reject(err);
-      } else resolve(value);
+      } else resolve(body as { value: unknown; text: string });
     };
     source.on('data', (chunk: Buffer) => {
       if (finished) return;
@@ -409,13 +426,13 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
       if (finished) return;
       let text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString('utf8');
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      if (text.length === 0) return finish(undefined, {});
+      if (text.length === 0) return finish(undefined, { value: {}, text });
       const first = /^[ \t\n\r]*(.)/s.exec(text)?.[1];
       if (first !== '{' && first !== '[') {
         return finish(new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}'));
       }
       try {
-        finish(undefined, JSON.parse(text));
+        finish(undefined, { value: JSON.parse(text), text });
       } catch (err) {
         finish(new HttpError(400, 'invalid_body', `body is not valid JSON: ${(err as Error).message}`));
       }

@@ -13,7 +13,7 @@ export interface QuorumFailureDetails {
   failures: ReplicaFailure[];
 }
 
-/** Too few replicas answered in time: 503. */
+/** Sent, and too few replicas answered in time: 503. A write may have been applied. */
 export class QuorumError extends Error {
   override name = 'QuorumError';
   constructor(
@@ -25,7 +25,40 @@ export class QuorumError extends Error {
     super(
       `${op} quorum not met for key ${JSON.stringify(details.key)}: ${details.required} of ${details.replicas.length} replicas must ${op === 'write' ? 'acknowledge' : 'answer'}, ` +
         `${details.succeeded.length} ${answered} before the outcome was certain` +
-        (failed ? `; failed: ${failed}` : ''),
+        (failed ? `; failed: ${failed}` : '') +
+        (op === 'write'
+          ? '. The write may have been applied: replicas that acknowledged keep it and the others get it through hints; retry it, or read at quorum to see what won'
+          : ''),
+    );
+  }
+}
+
+export interface UnavailableDetails {
+  key: string;
+  required: number;
+  replicas: string[];
+  /** Replicas (or stand-ins) that could have been asked and would have counted. */
+  alive: string[];
+  /** Why the others could not: down, or missing from a ring smaller than the quorum. */
+  failures: ReplicaFailure[];
+}
+
+/**
+ * Too few replicas alive to reach the quorum, known before any was asked: nothing was sent, so
+ * nothing was applied anywhere and no hint was kept. 503 (Cassandra's Unavailable).
+ */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
+  constructor(
+    readonly op: 'read' | 'write',
+    readonly details: UnavailableDetails,
+  ) {
+    const failed = details.failures.map((f) => `${f.replica} (${f.reason})`).join(', ');
+    super(
+      `${op} refused for key ${JSON.stringify(details.key)}: ${details.required} of ${details.replicas.length} replicas must ${op === 'write' ? 'acknowledge' : 'answer'}, ` +
+        `only ${details.alive.length} ${details.alive.length === 1 ? 'is' : 'are'} alive` +
+        (failed ? ` (${failed})` : '') +
+        (op === 'write' ? '; nothing was written: no replica was asked' : '; no replica was asked'),
     );
   }
 }

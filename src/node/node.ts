@@ -24,8 +24,8 @@ import type { Store } from '../storage/store';
 import { AntiEntropy, type AntiEntropyConfig } from './anti-entropy';
 import { MAX_BATCH_BYTES } from './batches';
 import { Compaction } from './compaction';
-import { BadMessageError, NotServingError, QuorumError } from './errors';
-import { gather, type ReplicaFailure } from './fanout';
+import { BadMessageError, NotServingError, QuorumError, UnavailableError } from './errors';
+import { type Gathered, gather, type ReplicaFailure } from './fanout';
 import { type HintConfig, HintedHandoff } from './hints';
 import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
 import { Movement, type MovementConfig } from './movement';
@@ -555,28 +555,58 @@ export class Node {
     return { ask, down };
   }
 
+  /**
+   * A write goes to every replica of the key at once and succeeds once W have stored it durably.
+   * Two ways to fail, and the client is told which:
+   *   - unavailable: fewer replicas that count toward W are alive (or stand-ins, with a sloppy
+   *     quorum) than W. Decided before any replica is asked, so nothing is written anywhere and no
+   *     hint is kept (Cassandra's Unavailable);
+   *   - quorum not met: the write was sent and fewer than W acknowledged in time. It may have been
+   *     applied (on the replicas that acknowledged, and later on the others through hints).
+   */
   private async write(key: string, record: StoredRecord, w = this.config.writeQuorum): Promise<WriteResult> {
     this.checkCoordinating();
     const placed = this.membership.placement.replicas(key);
     const replicas = placed.write;
-    const { ask, down } = this.split(replicas);
     const timeoutMs = this.config.requestTimeoutMs;
     const msg: WriteMessage = { type: 'write', key, record };
+    const { ask, down } = this.split(replicas);
+    if (down.length === 0 && placed.pending.length === 0) {
+      // every replica alive and no move under way for this key: the common case
+      if (replicas.length < w)
+        throw new UnavailableError('write', { key, required: w, replicas, alive: ask, failures: withMissing([], replicas, w) });
+      const g = await gather(replicas, w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
+      return this.writeOutcome(key, record, w, replicas, g, [], {});
+    }
     // Sloppy quorum: each replica known to be down gets a live substitute from further round the
     // ring, which keeps the write as a hint for it and counts toward W.
     // (only for replicas whose acks count: a joining replica that is down gets a plain hint)
     const downCounted = down.filter((d) => placed.stable.includes(d.replica));
     const substitutes = this.config.repair.sloppyQuorum ? this.substitutes(key, replicas, downCounted.length) : [];
     const hintedOn: Record<string, string> = {};
+    const hintFor = new Map<string, string>();
     substitutes.forEach((sub, i) => {
-      hintedOn[(downCounted[i] as ReplicaFailure).replica] = sub;
+      const target = (downCounted[i] as ReplicaFailure).replica;
+      hintedOn[target] = sub;
+      hintFor.set(sub, target);
     });
     // W counts the replicas that held the key's range before the moves under way and still will,
     // and substitutes standing in for them (core/placement.ts)
     const counted = new Set([...placed.stable, ...substitutes]);
     const targets = [...ask, ...substitutes];
+    const countedAlive = targets.filter((id) => counted.has(id));
+    const unsubstituted = down.filter((d) => !(d.replica in hintedOn));
+    if (countedAlive.length < w) {
+      throw new UnavailableError('write', {
+        key,
+        required: w,
+        replicas,
+        alive: countedAlive,
+        failures: withMissing(unsubstituted, replicas, w),
+      });
+    }
     const call = (id: string) => {
-      const target = Object.keys(hintedOn).find((r) => hintedOn[r] === id);
+      const target = hintFor.get(id);
       if (target === undefined) return this.sendTo(id, msg, timeoutMs);
       return this.sendTo(id, { type: 'hint', target, key, record }, timeoutMs).then((r) => {
         if (!r.stored) throw new Error(`substitute ${id} did not keep the hint for ${target}`);
@@ -584,12 +614,27 @@ export class Node {
       });
     };
     const g = await gather(targets, w, call, this.deps.clock, timeoutMs, placed.pending.length > 0 ? counted : undefined);
-    const failures = [...down.filter((d) => !(d.replica in hintedOn)), ...g.failures];
-    this.countFailures('write', failures);
-    // Replicas that did not take the write get a hint here, once their calls have settled.
-    const unsubstituted = down.filter((d) => !(d.replica in hintedOn)).map((d) => d.replica);
+    return this.writeOutcome(key, record, w, replicas, g, unsubstituted, hintedOn);
+  }
+
+  /**
+   * The write was sent: replicas that did not take it (down ones not stood in for, and those whose
+   * calls failed or timed out) get a hint here once every call has settled; then success, or 503.
+   */
+  private writeOutcome(
+    key: string,
+    record: StoredRecord,
+    w: number,
+    replicas: string[],
+    g: Gathered<unknown>,
+    unsubstituted: ReplicaFailure[],
+    hintedOn: Record<string, string>,
+  ): WriteResult {
+    const failures = unsubstituted.length === 0 ? g.failures : [...unsubstituted, ...g.failures];
+    if (failures.length > 0) this.countFailures('write', failures);
     void g.settled.then(({ failures: late }) => {
-      const missed = new Set([...unsubstituted, ...late.map((f) => f.replica).filter((id) => replicas.includes(id))]);
+      if (late.length === 0 && unsubstituted.length === 0) return;
+      const missed = new Set([...unsubstituted.map((d) => d.replica), ...late.map((f) => f.replica).filter((id) => replicas.includes(id))]);
       for (const id of missed)
         void this.hints
           .keep(id, key, record)
@@ -641,6 +686,8 @@ export class Node {
     // read only the replicas that hold the key's range: not one still being streamed it
     const replicas = this.membership.placement.replicas(key).stable;
     const { ask, down } = this.split(replicas);
+    if (ask.length < r)
+      throw new UnavailableError('read', { key, required: r, replicas, alive: ask, failures: withMissing(down, replicas, r) });
     const timeoutMs = this.config.requestTimeoutMs;
     const { clock } = this.deps;
     const started = clock.nowMs();

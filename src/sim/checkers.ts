@@ -13,7 +13,8 @@ export type CheckerName =
   | 'ring-disagreement'
   | 'stuck-move'
   | 'under-replicated'
-  | 'malformed-message';
+  | 'malformed-message'
+  | 'refusal-applied';
 
 export interface Violation {
   checker: CheckerName;
@@ -149,6 +150,31 @@ export function checkNothingInvented(history: readonly Op[], final: FinalState):
         ops: [...ops, w.id],
       });
     }
+  };
+  for (const o of history) if (o.kind === 'get' && o.outcome === 'ok' && o.read) check(o.key, o.read.record, `get #${o.id}`, [o.id]);
+  for (const [key, replicas] of final) for (const r of replicas) check(key, r.record, `replica ${r.node} at the end`, []);
+  return out;
+}
+
+/**
+ * A write refused as unavailable was decided before any replica was asked: its value must never be
+ * read, nor be on any replica at the end (nor reach one later through a hint).
+ */
+export function checkRefusalsChangeNothing(history: readonly Op[], final: FinalState): Violation[] {
+  const out: Violation[] = [];
+  const refused = new Map<string, Op>();
+  for (const o of history)
+    if (o.kind === 'put' && o.outcome === 'unavailable' && o.value !== undefined) refused.set(`${o.key}\0${o.value}`, o);
+  if (refused.size === 0) return out;
+  const check = (key: string, record: StoredRecord | undefined, where: string, ops: number[]) => {
+    if (!record || record.deleted) return;
+    const w = refused.get(`${key}\0${String(record.value)}`);
+    if (w)
+      out.push({
+        checker: 'refusal-applied',
+        message: `${where}: ${key} = ${JSON.stringify(record.value)}, from put #${w.id}, refused as unavailable`,
+        ops: [...ops, w.id],
+      });
   };
   for (const o of history) if (o.kind === 'get' && o.outcome === 'ok' && o.read) check(o.key, o.read.record, `get #${o.id}`, [o.id]);
   for (const [key, replicas] of final) for (const r of replicas) check(key, r.record, `replica ${r.node} at the end`, []);

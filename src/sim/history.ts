@@ -8,9 +8,10 @@ export type OpKind = 'put' | 'get' | 'delete';
 
 /**
  * ok: the coordinator answered success. fail: it answered an error (a 503: the write may still
- * have reached some replicas). unknown: no answer reached the client (coordinator crashed or hung).
+ * have reached some replicas). unavailable: it refused before asking any replica (the write must
+ * never become visible). unknown: no answer reached the client (coordinator crashed or hung).
  */
-export type OpOutcome = 'ok' | 'fail' | 'unknown';
+export type OpOutcome = 'ok' | 'fail' | 'unavailable' | 'unknown';
 
 export interface Op {
   id: number;

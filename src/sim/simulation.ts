@@ -7,7 +7,7 @@ import { quorumOf } from '../core/quorum';
 import { type Random, randomInt, SeededRandom } from '../core/random';
 import { Ring } from '../core/ring';
 import type { Candidates, Discovery } from '../discovery/discovery';
-import { QuorumError } from '../node/errors';
+import { QuorumError, UnavailableError } from '../node/errors';
 import { Node, type NodeConfig, StaleDataError } from '../node/node';
 import {
   type CheckerName,
@@ -15,6 +15,7 @@ import {
   checkNoResurrection,
   checkNothingInvented,
   checkQuorumReads,
+  checkRefusalsChangeNothing,
   checkReplication,
   checkRingAgreement,
   convergence,
@@ -662,8 +663,8 @@ export class Simulation {
         else op.version = result.record.version;
       }
     } catch (err) {
-      op.outcome = s.endpoint.incarnation !== incarnation ? 'unknown' : 'fail';
-      op.error = err instanceof QuorumError ? 'quorum not met' : String(err);
+      op.outcome = s.endpoint.incarnation !== incarnation ? 'unknown' : err instanceof UnavailableError ? 'unavailable' : 'fail';
+      op.error = err instanceof QuorumError ? 'quorum not met' : err instanceof UnavailableError ? 'unavailable' : String(err);
     }
   }
 
@@ -749,6 +750,7 @@ export class Simulation {
       ...checkQuorumReads(this.history, this.opts.n),
       ...checkNothingInvented(this.history, final),
       ...checkNoResurrection(this.history, final, this.opts.n),
+      ...checkRefusalsChangeNothing(this.history, final),
       ...checkRingAgreement(this.ringChecksums()),
       ...this.network.shapeViolations.map((message): Violation => ({ checker: 'malformed-message', message, ops: [] })),
     ];

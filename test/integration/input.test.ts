@@ -3,12 +3,14 @@
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { cliPath, type LocalCluster } from '../../scripts/lib/local-cluster';
 import { cleanupClusters, startCluster } from '../helpers/cluster';
-import { http, put } from '../helpers/http';
+import { http, put, type Reply } from '../helpers/http';
 import { replicaRecord } from '../helpers/peer';
 
 const run = promisify(execFile);
@@ -22,6 +24,29 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
     const e = err as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
   }
+}
+
+/** A PUT sent byte for byte as given (no body at all when `body` is undefined: no Content-Length either). */
+function rawPut(base: string, path: string, headers: Record<string, string>, body: Buffer | undefined): Promise<Reply> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = request({ host: u.hostname, port: u.port, method: 'PUT', path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, body: parsed, text, elapsedMs: performance.now() - started, headers: new Headers() });
+      });
+    });
+    req.on('error', reject);
+    if (body === undefined) req.end();
+    else req.end(body);
+  });
 }
 
 async function keysOn(c: LocalCluster): Promise<number[]> {
@@ -78,6 +103,38 @@ describe('bad input', () => {
     ['broken percent-encoding in the key', () => http('PUT', `${url()}/kv/%E0%A4%A`, { json: { value: 1 } }), 400, 'invalid_key'],
     ['a POST to a key', () => http('POST', kv('a'), { json: { value: 1 } }), 405, 'method_not_allowed'],
     ['a DELETE with r=', () => http('DELETE', kv('a', '?r=1')), 400, 'invalid_parameter'],
+    [
+      'a value nested 4,200 deep',
+      () => http('PUT', kv('a'), { body: `{"value":${'['.repeat(4200)}${']'.repeat(4200)}}`, headers: json }),
+      400,
+      'invalid_body',
+    ],
+    [
+      'a number that overflows a double (1e309)',
+      () => http('PUT', kv('a'), { body: '{"value":1e309}', headers: json }),
+      400,
+      'invalid_body',
+    ],
+    [
+      'a number that underflows to 0 (1e-400)',
+      () => http('PUT', kv('a'), { body: '{"value":[1e-400]}', headers: json }),
+      400,
+      'invalid_body',
+    ],
+    ['a 5,000-digit integer', () => http('PUT', kv('a'), { body: `{"value":${'7'.repeat(5000)}}`, headers: json }), 400, 'invalid_body'],
+    [
+      'a gzip body that does not decompress',
+      () => rawPut(url(), '/kv/a', { ...json, 'content-encoding': 'gzip' }, Buffer.from('not gzip at all')),
+      400,
+      'invalid_body',
+    ],
+    [
+      'a truncated gzip body',
+      () => rawPut(url(), '/kv/a', { ...json, 'content-encoding': 'gzip' }, gzipSync('{"value":1}').subarray(0, 12)),
+      400,
+      'invalid_body',
+    ],
+    ['a PUT with no body', () => rawPut(url(), '/kv/a', json, undefined), 400, 'invalid_body'],
   ];
 
   test.each(cases)('%s gets a JSON error and stores nothing', async (_name, send, status, code) => {

@@ -4,6 +4,7 @@
 import { cleanupClusters, logsOf, startCluster } from '../helpers/cluster';
 import { eventually, mapLimit } from '../helpers/eventually';
 import { del, get, put } from '../helpers/http';
+import { replicaRecord } from '../helpers/peer';
 
 const DEADLINE_MS = 1000;
 /** What a reply may take beyond the deadline: scheduling, JSON, loopback. Generous for loaded CI. */
@@ -164,4 +165,61 @@ test('a hung node does not make the other nodes wait: its failure is reported as
   } finally {
     c.node('n2').resume();
   }
+});
+
+/** Resolves once `viewer` sees `member` in the given failure-detector state. */
+async function seesAs(viewerUrl: string, member: string, state: 'down' | 'alive'): Promise<void> {
+  await eventually(
+    async () => {
+      const view = (await fetch(`${viewerUrl}/cluster`).then((r) => r.json())) as {
+        members: Array<{ id: string; state: string }>;
+      };
+      expect(view.members.find((m) => m.id === member)?.state).toBe(state);
+    },
+    { timeoutMs: 15_000 },
+  );
+}
+
+async function hintsPending(url: string): Promise<number> {
+  const text = await fetch(`${url}/metrics`).then((r) => r.text());
+  return [...text.matchAll(/^quorumkv_hints_pending(?:\{[^}]*\})? (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
+test('a write refused as unavailable changes nothing anywhere: no replica write, no hint, even after the replica is back', async () => {
+  const c = await startCluster('127.21.11');
+  const [n1, n2, n3] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
+  await n3.kill('SIGKILL');
+  await seesAs(n1.url, 'n3', 'down');
+
+  const w = await put(n1.url, 'refused', 'v', '?consistency=all');
+  expect(w.status).toBe(503);
+  expect(w.body.error).toMatchObject({ code: 'unavailable', quorum_required: 3, alive_replicas: 2, may_have_been_applied: false });
+  expect(w.body.error.message).toContain('nothing was written');
+  expect(w.body.error.failures).toEqual([expect.objectContaining({ replica: 'n3' })]);
+  expect(await hintsPending(n1.url)).toBe(0);
+
+  await n3.start();
+  await c.waitFormed();
+  // had a hint been kept, it would be delivered now
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const n of [n1, n2, n3])
+    expect({ node: n.id, record: await replicaRecord(n.address, 'refused') }).toEqual({ node: n.id, record: null });
+  expect((await get(n2.url, 'refused', '?consistency=all')).status).toBe(404);
+});
+
+test('a write sent and then short of its quorum says it may have been applied, and which replicas acknowledged', async () => {
+  const c = await startCluster('127.21.12');
+  const [n1, , n3] = c.nodes as [(typeof c.nodes)[0], (typeof c.nodes)[0], (typeof c.nodes)[0]];
+  n3.pause();
+  try {
+    const w = await put(n1.url, 'maybe', 'v', '?consistency=all');
+    expect(w.status).toBe(503);
+    expect(w.body.error).toMatchObject({ code: 'quorum_not_met', successful_writes: 2, may_have_been_applied: true });
+    expect([...w.body.error.acknowledged_by].sort()).toEqual(['n1', 'n2']);
+    expect(w.body.error.message).toContain('may have been applied');
+  } finally {
+    n3.resume();
+  }
+  // it was applied: the replicas that acknowledged keep it, and the hung one gets it by hint
+  await eventually(async () => expect((await replicaRecord(n3.address, 'maybe'))?.value).toBe('v'), { timeoutMs: 15_000 });
 });

@@ -8,6 +8,7 @@ import {
   checkNoResurrection,
   checkNothingInvented,
   checkQuorumReads,
+  checkRefusalsChangeNothing,
   checkReplication,
   checkRingAgreement,
   convergence,
@@ -176,5 +177,24 @@ describe('checker 7: replication holds across moves', () => {
     const all = op({ kind: 'put', key: 'b', value: 'y', start: 0, end: 5, version: v(10), required: 3 });
     expect(checkReplication([all], state({ b: [liveRecord('y', v(10)), liveRecord('y', v(10))] }))).toEqual([]);
     expect(checkReplication([{ ...put, outcome: 'fail' }], state({ a: [undefined, undefined, undefined] }))).toEqual([]);
+  });
+});
+
+describe('a refused write changes nothing', () => {
+  const refused = op({ kind: 'put', key: 'r', value: 'refused', start: 0, end: 1, outcome: 'unavailable' });
+
+  test('reports a refused write read later, or held by a replica at the end', () => {
+    const read = op({ kind: 'get', key: 'r', start: 2, end: 3, read: { record: liveRecord('refused', v(1)) } });
+    expect(checkRefusalsChangeNothing([refused, read], state({}))).toEqual([
+      expect.objectContaining({ checker: 'refusal-applied', ops: [read.id, refused.id] }),
+    ]);
+    expect(checkRefusalsChangeNothing([refused], state({ r: [undefined, liveRecord('refused', v(1)), undefined] }))).toEqual([
+      expect.objectContaining({ checker: 'refusal-applied', ops: [refused.id] }),
+    ]);
+  });
+
+  test('is quiet when the value never shows, and about writes that failed after being sent', () => {
+    const failed = { ...refused, id: nextId++, value: 'sent', outcome: 'fail' as const };
+    expect(checkRefusalsChangeNothing([refused, failed], state({ r: [liveRecord('sent', v(1)), undefined, undefined] }))).toEqual([]);
   });
 });
