@@ -63,6 +63,18 @@ export function createKvHandler(opts: KvOptions): KvHandler {
   const { node, requests, latency, rejected } = opts;
   const bodyLimit = opts.maxValueBytes + BODY_OVERHEAD_BYTES;
   let inflight = 0;
+  // the metric series of each (method, status), bound on first use
+  const bound = new Map<string, { request: { inc(): void }; latency: { observe(v: number): void } }>();
+  const metricsFor = (method: string, status: number) => {
+    const k = `${method} ${status}`;
+    let m = bound.get(k);
+    if (m === undefined) {
+      const op = method.toLowerCase();
+      m = { request: requests.child({ op, code: String(status) }), latency: latency.child({ op }) };
+      bound.set(k, m);
+    }
+    return m;
+  };
 
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
     if (res.headersSent || err instanceof ClientGone) {
@@ -131,9 +143,9 @@ export function createKvHandler(opts: KvOptions): KvHandler {
     res.once('close', () => {
       inflight--;
       if (!res.writableFinished) return; // the client went away before the reply
-      const op = (req.method as string).toLowerCase();
-      requests.inc({ op, code: String(res.statusCode) });
-      latency.observe(Number(process.hrtime.bigint() - start) / 1e9, { op });
+      const m = metricsFor(req.method as string, res.statusCode);
+      m.request.inc();
+      m.latency.observe(Number(process.hrtime.bigint() - start) / 1e9);
     });
     route(req, res).catch((err: unknown) => {
       fail(req, res, err);
