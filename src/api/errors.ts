@@ -2,7 +2,8 @@
 // every reply is written the way express's res.json writes it (the /kv routes do not go through
 // express: ./kv.ts), so a client sees the same bytes from either.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export type ErrorCode =
   | 'bad_request'
@@ -55,4 +56,45 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** What a client whose request Node's HTTP parser refused is told, by the parser's error code. */
+function parserRefusal(code: string | undefined): { status: number; reason: string; errorCode: ErrorCode; message: string } {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return {
+        status: 431,
+        reason: 'Request Header Fields Too Large',
+        errorCode: 'bad_request',
+        message: 'the request headers are too large',
+      };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, reason: 'Request Timeout', errorCode: 'bad_request', message: 'the request did not arrive in time' };
+    default:
+      return { status: 400, reason: 'Bad Request', errorCode: 'bad_request', message: `malformed HTTP request (${code ?? 'parse error'})` };
+  }
+}
+
+function rawJsonReply(status: number, reason: string, body: unknown): string {
+  const text = JSON.stringify(body);
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
+}
+
+/**
+ * Node's HTTP parser answers some requests before any route sees them (malformed ones, oversized
+ * headers, an Expect it does not know), with an empty body. Here they get the JSON error every
+ * other refusal has.
+ */
+export function answerParserErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const r = parserRefusal(err.code);
+    socket.end(rawJsonReply(r.status, r.reason, { error: { code: r.errorCode, message: r.message } }));
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendError(req, res, 417, 'bad_request', `Expect: ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`);
+  });
 }

@@ -6,6 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHandler } from '../api/app';
+import { answerParserErrors } from '../api/errors';
 import { redacted, type ServeConfig } from '../config';
 import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
 import { createResolver } from '../discovery/resolver';
@@ -210,6 +211,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     if (closing) res.setHeader('connection', 'close');
     handler(req, res);
   });
+  answerParserErrors(server);
   // Clients' idle keep-alive connections close after this (curl, load balancers and HTTP client
   // pools usually keep theirs for less, so the client closes first and no request races a close).
   server.keepAliveTimeout = 65_000;

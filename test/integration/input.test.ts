@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -141,6 +142,42 @@ describe('bad input', () => {
     const res = await send();
     expect({ status: res.status, code: res.body?.error?.code }).toEqual({ status, code });
     expect(typeof res.body.error?.message).toBe('string');
+    expect(await keysOn(c)).toEqual([0, 0, 0]);
+  });
+
+  test('requests that the HTTP parser of Node refuses get the same JSON error body', async () => {
+    const u = new URL(url());
+    const raw = (text: string) =>
+      new Promise<{ status: number; body: { error?: { code?: string; message?: string } } }>((resolve, reject) => {
+        const s = connect(Number(u.port), u.hostname, () => s.write(text));
+        let out = '';
+        s.on('data', (d: Buffer) => {
+          out += d.toString('utf8');
+        });
+        s.on('close', () =>
+          resolve({ status: Number(out.split(' ')[1]), body: JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4) || 'null') }),
+        );
+        s.on('error', reject);
+      });
+    const cases: Array<[string, string, number]> = [
+      ['a request line that is not HTTP', 'GARBAGE\r\n\r\n', 400],
+      ['headers over 16 KiB', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+      ['an Expect header other than 100-continue', 'GET /health HTTP/1.1\r\nHost: x\r\nExpect: garbage\r\nConnection: close\r\n\r\n', 417],
+      [
+        'Content-Length and chunked together',
+        'PUT /kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n',
+        400,
+      ],
+    ];
+    for (const [name, text, status] of cases) {
+      const r = await raw(text);
+      expect({ name, status: r.status, code: r.body?.error?.code, hasMessage: typeof r.body?.error?.message }).toEqual({
+        name,
+        status,
+        code: 'bad_request',
+        hasMessage: 'string',
+      });
+    }
     expect(await keysOn(c)).toEqual([0, 0, 0]);
   });
 
