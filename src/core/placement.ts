@@ -54,9 +54,9 @@ export class Placement {
   ) {
     const prevIds = entries.filter((e) => IN_PREV.has(e.status)).map((e) => e.id);
     const nextIds = entries.filter((e) => IN_NEXT.has(e.status)).map((e) => e.id);
-    this.prev = new Ring(prevIds, vnodes);
+    this.prev = Ring.of(prevIds, vnodes);
     const same = prevIds.length === nextIds.length && prevIds.every((id) => nextIds.includes(id));
-    this.next = same ? this.prev : new Ring(nextIds, vnodes);
+    this.next = same ? this.prev : Ring.of(nextIds, vnodes);
     this.moving = new Map(entries.filter((e) => e.status === 'joining' || e.status === 'leaving').map((e) => [e.id, e.status]));
   }
 

@@ -8,7 +8,43 @@
 import assert from './assert';
 import { TOKEN_SPACE, tokenOf } from './hash';
 
+/** Every ring a process builds for the same member ids hashes the same vnode names: once is enough. */
+const tokenCache = new Map<string, readonly number[]>();
+const TOKEN_CACHE_MEMBERS = 4096;
+
+/** The tokens of member `id`'s vnodes: `tokenOf("<id>#<i>")` for i < vnodes. */
+function vnodeTokens(id: string, vnodes: number): readonly number[] {
+  const k = `${vnodes}|${id}`;
+  let tokens = tokenCache.get(k);
+  if (tokens === undefined) {
+    tokens = Array.from({ length: vnodes }, (_, i) => tokenOf(`${id}#${i}`));
+    if (tokenCache.size >= TOKEN_CACHE_MEMBERS) tokenCache.clear();
+    tokenCache.set(k, tokens);
+  }
+  return tokens;
+}
+
+/** Rings recently built, by vnodes and member ids: membership recomputes placements often, from the same members. */
+const ringCache = new Map<string, Ring>();
+const RING_CACHE_SIZE = 64;
+
 export class Ring {
+  /**
+   * The ring of these members (the same object for the same members and vnodes while cached; a
+   * Ring never changes once built).
+   */
+  static of(memberIds: Iterable<string>, vnodes: number): Ring {
+    const members = [...new Set(memberIds)].sort();
+    const k = `${vnodes}|${members.join('\u0000')}`;
+    let ring = ringCache.get(k);
+    if (ring === undefined) {
+      ring = new Ring(members, vnodes);
+      if (ringCache.size >= RING_CACHE_SIZE) ringCache.delete(ringCache.keys().next().value as string);
+      ringCache.set(k, ring);
+    }
+    return ring;
+  }
+
   /** Sorted ascending; ties (hash collisions) broken by owner id so the order is total. */
   readonly tokens: Uint32Array;
   /** owners[i] is the member that owns tokens[i]. */
@@ -22,9 +58,7 @@ export class Ring {
     assert(Number.isInteger(vnodes) && vnodes >= 1, `vnodes must be a positive integer, got ${vnodes}`);
     const members = [...new Set(memberIds)].sort();
     const entries: Array<{ token: number; owner: string }> = [];
-    for (const id of members) {
-      for (let i = 0; i < vnodes; i++) entries.push({ token: tokenOf(`${id}#${i}`), owner: id });
-    }
+    for (const id of members) for (const token of vnodeTokens(id, vnodes)) entries.push({ token, owner: id });
     entries.sort((a, b) => a.token - b.token || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0));
     this.tokens = Uint32Array.from(entries, (e) => e.token);
     this.owners = entries.map((e) => e.owner);
@@ -70,10 +104,13 @@ export class Ring {
    * Hashes the member ids and the vnode count (tokens follow from them).
    */
   checksum(): string {
-    return tokenOf(`${this.vnodes}|${this.members.join(',')}`)
+    this.checksumText ??= tokenOf(`${this.vnodes}|${this.members.join(',')}`)
       .toString(16)
       .padStart(8, '0');
+    return this.checksumText;
   }
+
+  private checksumText: string | undefined;
 
   /** Fraction of the token space for which each member is one of the `n` replicas (sums to min(n, size)). */
   replicaOwnership(n: number): Map<string, number> {

@@ -145,13 +145,18 @@ export class SimNetwork {
               const problem = messageProblem(parsed);
               if (problem) this.shapeViolations.push(`${self} sent ${to} a ${msg.type} that breaks its declared shape: ${problem}`);
               dest.handle(parsed).then(
-                (reply) => {
-                  const replyText = JSON.stringify(reply);
-                  const bad = replyProblem(msg.type, JSON.parse(replyText));
-                  if (bad)
-                    this.shapeViolations.push(`${to} answered ${self}'s ${msg.type} with a reply that breaks its declared shape: ${bad}`);
-                  this.replyBack(to, self, incarnation, replyText, (r) => finish(() => resolve(JSON.parse(r) as ReplyOf<M>)));
-                },
+                (reply) =>
+                  this.replyBack(to, self, incarnation, JSON.stringify(reply), (r) =>
+                    finish(() => {
+                      const parsed = JSON.parse(r);
+                      const bad = replyProblem(msg.type, parsed);
+                      if (bad)
+                        this.shapeViolations.push(
+                          `${to} answered ${self}'s ${msg.type} with a reply that breaks its declared shape: ${bad}`,
+                        );
+                      resolve(parsed as ReplyOf<M>);
+                    }),
+                  ),
                 (err: unknown) => {
                   const text = `${to} answered 400: ${err instanceof Error ? err.message : String(err)}`;
                   this.replyBack(to, self, incarnation, text, (t) => finish(() => reject(new TransportError('rejected', t))));

@@ -151,7 +151,7 @@ export class SimStore implements Store {
   }
 
   putMeta(name: string, value: unknown): Promise<void> {
-    const copy = structuredClone(value);
+    const copy = value === undefined ? undefined : JSON.parse(JSON.stringify(value)); // meta is plain data
     this.pendingMeta.set(name, copy);
     return this.commit(() => {
       this.durableMeta.set(name, copy);
