@@ -99,11 +99,11 @@ describe('gossip membership (simulated)', () => {
 
   test('convergence takes a number of gossip rounds that grows like log(n); bytes per round are reported', async () => {
     const figures: Array<{ n: number; rounds: number; bytesPerNodeRound: number }> = [];
-    for (const n of [10, 20, 50, 100]) {
+    for (const n of [10, 30, 100]) {
       const roundsOverSeeds: number[] = [];
       let bytes = 0;
       let seconds = 0;
-      for (const seed of [1, 2, 3]) {
+      for (const seed of [1, 2]) {
         // Only node 1's address is given to everyone (like --join): the rest must come by gossip.
         // members restarting (not fresh data directories deciding whether to form or join): this
         // measures gossip alone
@@ -122,7 +122,7 @@ describe('gossip membership (simulated)', () => {
       figures.push({ n, rounds, bytesPerNodeRound: bytes / seconds / n });
     }
     console.log(
-      `gossip convergence from one seed (mean of 3 seeds, 1 round = 1 gossip interval): ${figures
+      `gossip convergence from one seed (mean of 2 seeds, 1 round = 1 gossip interval): ${figures
         .map((f) => `n=${f.n}: ${f.rounds.toFixed(1)} rounds, ${f.bytesPerNodeRound.toFixed(0)} B/node/round`)
         .join('; ')}`,
     );
@@ -135,7 +135,9 @@ describe('gossip membership (simulated)', () => {
   test('with jittered but healthy latency the failure detector rarely convicts anyone (rate reported)', async () => {
     const hours = 1;
     const lines: string[] = [];
-    for (const threshold of [8, 4, 2, 1]) {
+    // phi 8 (the default) must convict nobody; phi 1 must convict someone, or the rig measures nothing.
+    // (The rates at phi 4 and 2 are in FINDINGS.md.)
+    for (const threshold of [8, 1]) {
       let convictions = 0;
       for (const seed of [21, 22]) {
         // latency 5 ms + an exponential tail with a 200 ms mean: slow, jittery, but nothing lost
@@ -161,6 +163,7 @@ describe('gossip membership (simulated)', () => {
         `phi ${threshold}: ${convictions} false convictions in ${nodeHours} node-hours (${(convictions / nodeHours).toFixed(2)}/node-hour)`,
       );
       if (threshold === 8) expect(convictions).toBe(0);
+      else expect(convictions).toBeGreaterThan(0);
     }
     console.log(`false convictions with healthy jittered latency, 1 s gossip: ${lines.join('; ')}`);
   }, 120_000);
