@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type ClusterOptions, LocalCluster } from '../../scripts/lib/local-cluster';
+import { closePeers } from './peer';
 
 /** Short deadline and fast gossip so tests see failures in seconds; warnings only in the logs. */
 export const FAST_ARGS = [
@@ -43,6 +44,7 @@ export async function startCluster(net: string, opts: Partial<ClusterOptions> = 
 
 /** Call from afterEach: kills every cluster this file started and removes its data. */
 export async function cleanupClusters(): Promise<void> {
+  await closePeers();
   for (const { cluster, dataRoot } of live.splice(0)) {
     await cluster.stopAll('SIGKILL');
     rmSync(dataRoot, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import { StatefulSetSim, type StatefulSetSimOptions } from '../../scripts/lib/st
 import { preStopAction, statefulSetReplicas } from '../../src/cli/kube';
 import { eventually, mapLimit } from '../helpers/eventually';
 import { get, http, put } from '../helpers/http';
-import { replicaRecord } from '../helpers/peer';
+import { closePeers, replicaRecord } from '../helpers/peer';
 
 let sim: StatefulSetSim | undefined;
 let dataRoot: string | undefined;
@@ -26,6 +26,7 @@ async function run(opts: Partial<StatefulSetSimOptions> & { ipPrefix: string; dn
 }
 
 afterEach(async () => {
+  await closePeers();
   if (sim) console.log(`timeline:\n${sim.timeline.join('\n')}`);
   await sim?.stop();
   sim = undefined;
