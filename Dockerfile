@@ -50,6 +50,6 @@ WORKDIR /app
 # suits readOnlyRootFilesystem.
 USER 10001:10001
 VOLUME /var/lib/quorumkv
-EXPOSE 8080
+EXPOSE 8080 9080
 ENTRYPOINT ["quorumkv"]
 CMD ["serve"]

@@ -184,7 +184,10 @@ describe('k8s/ objects agree with each other', () => {
 
   test("every Service port reaches the container's port, by name or number", () => {
     const ports: K8sObject[] = container.ports;
-    expect(ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    expect(ports).toEqual([
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'internode', containerPort: 9080, protocol: 'TCP' },
+    ]);
     for (const svc of services) {
       for (const p of svc.spec.ports) {
         const target = p.targetPort ?? p.port;
@@ -192,8 +195,10 @@ describe('k8s/ objects agree with each other', () => {
         expect({ service: svc.metadata.name, port: p.name, reaches: hit?.containerPort }).toEqual({
           service: svc.metadata.name,
           port: p.name,
-          reaches: 8080,
+          reaches: p.name === 'internode' ? 9080 : 8080,
         });
+        // only the headless Service (pods reaching each other) carries the internode port; clients never need it
+        if (p.name === 'internode') expect(svc.spec.clusterIP).toBe('None');
       }
     }
   });
@@ -463,6 +468,7 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
       discovery: c.discovery,
       expectedReplicas: c.expectedReplicas,
       port: c.port,
+      internodePort: c.internodePort,
       dataDir: c.dataDir,
       headlessService: c.headlessService,
       nodeId: c.nodeId,
@@ -473,6 +479,7 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
       discovery: 'statefulset',
       expectedReplicas: sts.spec.replicas,
       port: container.ports[0].containerPort,
+      internodePort: container.ports.find((p: K8sObject) => p.name === 'internode').containerPort,
       dataDir: dataMount.mountPath,
       headlessService: sts.spec.serviceName,
       nodeId: 'quorumkv-0',
@@ -491,6 +498,6 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
     expect(last('USER')).toBe(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`);
     expect(JSON.parse(last('ENTRYPOINT') ?? 'null')).toEqual([container.command[0]]);
     expect(last('VOLUME')).toBe('/var/lib/quorumkv');
-    expect(last('EXPOSE')).toBe(String(container.ports[0].containerPort));
+    expect(last('EXPOSE')).toBe(container.ports.map((p: K8sObject) => p.containerPort).join(' '));
   });
 });
