@@ -300,6 +300,11 @@ export function createHandler(opts: AppOptions): RequestListener {
     }
     if (err instanceof HttpError) return sendError(req, res, err.status, err.code, err.message, err.details);
     const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'request.aborted') {
+      log.debug({ method: req.method, path: req.path }, 'client went away');
+      res.destroy();
+      return;
+    }
     if (e.type === 'entity.too.large') {
       rejected.inc({ reason: 'body_too_large' });
       return sendError(req, res, 413, 'value_too_large', `request body exceeds ${opts.maxValueBytes + BODY_OVERHEAD_BYTES} bytes`, {
@@ -309,6 +314,9 @@ export function createHandler(opts: AppOptions): RequestListener {
     if (e.type === 'entity.parse.failed') return sendError(req, res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
       return sendError(req, res, 415, 'unsupported_media_type', String(e.message));
+    // body-parser's other refusals (a body that does not decompress, a length that does not match)
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500)
+      return sendError(req, res, 400, 'invalid_body', `the body could not be read: ${e.message}`);
     log.error({ err, method: req.method, path: req.path }, 'request failed');
     sendError(req, res, 500, 'internal', 'internal error; see the node log');
   });

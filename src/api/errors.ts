@@ -80,21 +80,73 @@ function rawJsonReply(status: number, reason: string, body: unknown): string {
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
 }
 
+/** What the server knows of each connection: its requests being answered, and the last one it read. */
+interface Connection {
+  pending: number;
+  last: { req: IncomingMessage; res: ServerResponse } | undefined;
+}
+
+const connections = new WeakMap<Duplex, Connection>();
+
+/** Call for every request (before any route): the parser-error handler needs to know what is in flight. */
+export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
+  let c = connections.get(req.socket);
+  if (c === undefined) {
+    c = { pending: 0, last: undefined };
+    connections.set(req.socket, c);
+  }
+  const conn = c;
+  conn.pending++;
+  conn.last = { req, res };
+  res.once('close', () => {
+    conn.pending--;
+  });
+}
+
 /**
  * Node's HTTP parser answers some requests before any route sees them (malformed ones, oversized
- * headers, an Expect it does not know), with an empty body. Here they get the JSON error every
- * other refusal has.
+ * headers, an Expect it does not know, CONNECT, an Upgrade), with an empty body or none at all.
+ * Here they get the JSON error every other refusal has, without ever writing over the reply of a
+ * request that is still being answered on the same connection:
+ *   - nothing in flight: the error is the reply, and the connection closes;
+ *   - the request being read is the broken one (its body did not parse): that request is
+ *     answered 400, and its handler, still waiting for the body, never acts on it;
+ *   - the requests in flight are whole and the garbage came after them: they are answered, then
+ *     the connection closes.
+ * HTTP/1.1 requests without a Host header are refused here too (RFC 9112), with JSON.
  */
-export function answerParserErrors(server: Server): void {
+export function guardHttp(server: Server): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const r = parserRefusal(err.code);
-    socket.end(rawJsonReply(r.status, r.reason, { error: { code: r.errorCode, message: r.message } }));
+    const c = connections.get(socket);
+    if (c === undefined || c.pending === 0 || c.last === undefined) {
+      socket.end(rawJsonReply(r.status, r.reason, { error: { code: r.errorCode, message: r.message } }));
+      return;
+    }
+    const { req, res } = c.last;
+    res.once('finish', () => socket.end());
+    if (!req.complete && !res.headersSent) {
+      sendError(req, res, r.status, r.errorCode, `${r.message}: the request was not acted on`, {}, { Connection: 'close' });
+    } else if (!res.headersSent) res.setHeader('Connection', 'close');
   });
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     sendError(req, res, 417, 'bad_request', `Expect: ${JSON.stringify(req.headers.expect)} is not supported (only 100-continue)`);
   });
+  const refuse = (socket: Duplex, status: number, reason: string, message: string) =>
+    socket.end(rawJsonReply(status, reason, { error: { code: 'bad_request', message } }));
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => refuse(socket, 405, 'Method Not Allowed', 'CONNECT is not supported'));
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex) =>
+    refuse(socket, 400, 'Bad Request', `protocol upgrades are not supported (Upgrade: ${JSON.stringify(req.headers.upgrade)})`),
+  );
+}
+
+/** HTTP/1.1 requires a Host header (RFC 9112 §3.2); Node's own check answers without a body, so it is done here. */
+export function hostProblem(req: IncomingMessage): string | undefined {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined
+    ? 'an HTTP/1.1 request needs a Host header'
+    : undefined;
 }

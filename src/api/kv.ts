@@ -175,6 +175,10 @@ export function createKvHandler(opts: KvOptions): KvHandler {
       throw new HttpError(400, 'invalid_key', 'the key in the path is not valid percent-encoding');
     }
     const method = req.method as string;
+    // A GET or DELETE acts only once its request is whole (req.complete, which does not trust the
+    // headers as parsed into req.headers): a body it does not use is read, and bounded, first, so a
+    // request whose body breaks off or does not parse changes nothing.
+    if (method !== 'PUT' && !req.complete) await drainBody(req, bodyLimit, () => rejected.inc({ reason: 'body_too_large' }));
     if (method === 'GET' || method === 'HEAD') {
       checkKey(key);
       const r = required(method, query, 'read');
@@ -342,6 +346,34 @@ export function failuresWithAddresses(
 }
 
 // ---- the body -------------------------------------------------------------------------------------
+
+/** Reads a body nobody uses to its end (at most `limit` bytes); resolves once the request is whole. */
+function drainBody(req: IncomingMessage, limit: number, onTooLarge: () => void): Promise<void> {
+  if (Number(req.headers['content-length']) > limit) {
+    onTooLarge();
+    return Promise.reject(new HttpError(413, 'value_too_large', `request body exceeds ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    let finished = false;
+    const finish = (err?: Error) => {
+      if (finished) return;
+      finished = true;
+      if (err) reject(err);
+      else resolve();
+    };
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        onTooLarge();
+        finish(new HttpError(413, 'value_too_large', `request body exceeds ${limit} bytes`));
+      }
+    });
+    req.on('end', () => finish());
+    req.on('aborted', () => finish(new ClientGone('the client closed the connection during the request body')));
+    req.on('error', (err: Error) => finish(new ClientGone(err.message)));
+  });
+}
 
 /** The client went away before its request was read: nothing to answer, nobody to tell. */
 class ClientGone extends Error {

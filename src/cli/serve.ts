@@ -6,7 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHandler } from '../api/app';
-import { answerParserErrors } from '../api/errors';
+import { guardHttp, hostProblem, sendError, trackRequest } from '../api/errors';
 import { redacted, type ServeConfig } from '../config';
 import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
 import { createResolver } from '../discovery/resolver';
@@ -207,11 +207,22 @@ export async function serve(config: ServeConfig): Promise<Running> {
   // While shutting down, every response says Connection: close, so peers' and clients' keep-alive
   // connections end after the request they carry instead of holding the server open.
   let closing = false;
-  const server = http.createServer((req, res) => {
+  // requireHostHeader: false: a request without Host is refused by the handler, with a JSON body.
+  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+    trackRequest(req, res);
     if (closing) res.setHeader('connection', 'close');
+    const noHost = hostProblem(req);
+    if (noHost) {
+      req.resume();
+      sendError(req, res, 400, 'bad_request', noHost);
+      return;
+    }
     handler(req, res);
   });
-  answerParserErrors(server);
+  guardHttp(server);
+  // every header reaches the handler (Node drops those after the 2,000th, even Transfer-Encoding;
+  // their size is bounded anyway: 16 KiB)
+  server.maxHeadersCount = 0;
   // Clients' idle keep-alive connections close after this (curl, load balancers and HTTP client
   // pools usually keep theirs for less, so the client closes first and no request races a close).
   server.keepAliveTimeout = 65_000;

@@ -161,6 +161,19 @@ describe('bad input', () => {
       });
     const cases: Array<[string, string, number]> = [
       ['a request line that is not HTTP', 'GARBAGE\r\n\r\n', 400],
+      ['an HTTP/1.1 request without Host', 'GET /health HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
+      ['CONNECT', 'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n', 405],
+      ['an Upgrade', 'GET /kv/a HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n', 400],
+      [
+        'a DELETE whose chunked body does not parse (and so is not acted on)',
+        'DELETE /kv/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n',
+        400,
+      ],
+      [
+        'an admin body that does not decompress',
+        'POST /admin/repair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\nConnection: close\r\n\r\nnot gzip',
+        400,
+      ],
       ['headers over 16 KiB', `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
       ['an Expect header other than 100-continue', 'GET /health HTTP/1.1\r\nHost: x\r\nExpect: garbage\r\nConnection: close\r\n\r\n', 417],
       [
@@ -174,11 +187,18 @@ describe('bad input', () => {
       expect({ name, status: r.status, code: r.body?.error?.code, hasMessage: typeof r.body?.error?.message }).toEqual({
         name,
         status,
-        code: 'bad_request',
+        code: status === 400 && name.startsWith('an admin') ? 'invalid_body' : 'bad_request',
         hasMessage: 'string',
       });
     }
     expect(await keysOn(c)).toEqual([0, 0, 0]);
+    // garbage after a whole request: that request gets its own reply, then the connection closes
+    const whole = await raw(
+      'PUT /kv/whole HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"value":1}GARBAGE',
+    );
+    expect({ status: whole.status, value: (whole.body as { value?: unknown })?.value }).toEqual({ status: 200, value: 1 });
+    expect((await http('GET', kv('whole', '?consistency=all'))).body.value).toBe(1);
+    await http('DELETE', kv('whole', '?consistency=all'));
   });
 
   test('a 405 says which methods are allowed', async () => {
