@@ -1,8 +1,9 @@
 // The internode protocol: plain data. `node/` answers them; `net/` carries them.
 
+import type { Version } from './hlc';
 import { type Digest, isMemberEntry, type MemberEntry } from './membership';
 import type { StoredRecord } from './record';
-import { array, boolean, integer, object, optional, record, type Shape, string, token, tuple } from './shape';
+import { array, boolean, integer, object, optional, record, type Shape, string, token, tuple, version } from './shape';
 
 /**
  * A join: "here I am"; the reply carries the whole member table, so one hello teaches everything.
@@ -91,6 +92,11 @@ export interface WriteMessage {
 export interface WriteReply {
   /** False when the replica already held this version or a newer one (still durable: an ack). */
   readonly applied: boolean;
+  /**
+   * The version the replica holds when it is newer than the write's: the write lost to it. The
+   * coordinator writes again above it (a coordinator whose clock is behind the key's last version).
+   */
+  readonly newer?: Version;
 }
 
 /** Several records at once (hint delivery, anti-entropy): each applied if newer. */
@@ -240,7 +246,12 @@ export const MESSAGE_SPECS: { readonly [T in MessageType]: { code: number; bulk:
   },
   'gossip-push': { code: 3, bulk: false, request: object({ from: string(256), entries: members }), reply: empty },
   shutdown: { code: 4, bulk: false, request: object({ from: digest }), reply: empty },
-  write: { code: 5, bulk: false, request: object({ key: string(), record }), reply: object({ applied: boolean }) },
+  write: {
+    code: 5,
+    bulk: false,
+    request: object({ key: string(), record }),
+    reply: object({ applied: boolean, newer: optional(version) }),
+  },
   'write-batch': { code: 6, bulk: true, request: object({ records }), reply: object({ applied: integer(0) }) },
   hint: {
     code: 7,

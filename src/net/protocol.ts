@@ -19,6 +19,7 @@
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { MalformedError, type OutBuffer, type Reader } from '../core/bytes';
+import type { Version } from '../core/hlc';
 import { MESSAGE_SPECS, type Message, type MessageType } from '../core/messages';
 import type { StoredRecord } from '../core/record';
 
@@ -88,12 +89,20 @@ const json: Codec = {
 const DELETED = 1;
 const EXPIRES = 2;
 
+function encodeVersion(out: OutBuffer, v: Version): void {
+  out.f64(v.wallMs);
+  out.u32(v.counter);
+  out.str(v.nodeId, 1);
+}
+
+function decodeVersion(r: Reader): Version {
+  return { wallMs: r.f64('version wall ms'), counter: r.u32('version counter'), nodeId: r.str(1, 'version node id') };
+}
+
 /** A record, by hand: flags, version (wall ms, counter, node id), expiry, the value as JSON text. */
 function encodeRecord(out: OutBuffer, r: StoredRecord): void {
   out.u8((r.deleted ? DELETED : 0) | (r.expiresAt !== undefined ? EXPIRES : 0));
-  out.f64(r.version.wallMs);
-  out.u32(r.version.counter);
-  out.str(r.version.nodeId, 1);
+  encodeVersion(out, r.version);
   if (r.expiresAt !== undefined) out.f64(r.expiresAt);
   if (!r.deleted) out.str(JSON.stringify(r.value), 4);
 }
@@ -101,7 +110,7 @@ function encodeRecord(out: OutBuffer, r: StoredRecord): void {
 function decodeRecord(r: Reader): StoredRecord {
   const flags = r.u8('record flags');
   if (flags & ~(DELETED | EXPIRES)) throw new MalformedError(`record flags ${flags} unknown`);
-  const version = { wallMs: r.f64('version wall ms'), counter: r.u32('version counter'), nodeId: r.str(1, 'version node id') };
+  const version = decodeVersion(r);
   const expiresAt = flags & EXPIRES ? r.f64('expiry') : undefined;
   if (flags & DELETED) return expiresAt === undefined ? { version, deleted: true } : { version, deleted: true, expiresAt };
   const text = r.str(4, 'value');
@@ -128,11 +137,16 @@ const HOT: Partial<Record<MessageType, { request: Codec; reply: Codec }>> = {
       },
     },
     reply: {
+      // bit 0: applied; bit 1: a newer version follows
       encode(out, body) {
-        out.u8((body as { applied: boolean }).applied ? 1 : 0);
+        const b = body as { applied: boolean; newer?: Version };
+        out.u8((b.applied ? 1 : 0) | (b.newer ? 2 : 0));
+        if (b.newer) encodeVersion(out, b.newer);
       },
       decode(r) {
-        return { applied: r.u8('applied') === 1 };
+        const flags = r.u8('applied');
+        if (flags & ~3) throw new MalformedError(`write reply flags ${flags} unknown`);
+        return flags & 2 ? { applied: (flags & 1) === 1, newer: decodeVersion(r) } : { applied: (flags & 1) === 1 };
       },
     },
   },

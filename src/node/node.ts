@@ -8,12 +8,12 @@
 
 import type { Clock } from '../core/clock';
 import type { ReadinessInput, StartupInput } from '../core/health';
-import { Hlc } from '../core/hlc';
+import { compareVersions, Hlc, type Version } from '../core/hlc';
 import { LatencyWindow } from '../core/latency';
 import { keyProblem } from '../core/limits';
 import type { Logger } from '../core/log';
 import type { MemberEntry, MemberStatus } from '../core/membership';
-import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, WriteMessage } from '../core/messages';
+import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, WriteMessage, WriteReply } from '../core/messages';
 import type { Placement } from '../core/placement';
 import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
@@ -35,6 +35,18 @@ import { Movement, type MovementConfig } from './movement';
  * far above a healthy round trip, far below a deadline.
  */
 const SPECULATE_BEFORE_SAMPLES_MS = 50;
+
+/** A version this far ahead of this node's wall clock says some clock is off: logged and counted. */
+const CLOCK_AHEAD_WARN_MS = 5_000;
+
+/** Times a write that lost to a newer version at a replica is written again above it. */
+const SUPERSEDED_RETRIES = 2;
+
+function newestOf(versions: readonly Version[]): Version | undefined {
+  let best: Version | undefined;
+  for (const v of versions) if (best === undefined || compareVersions(v, best) > 0) best = v;
+  return best;
+}
 
 /** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
 const MAX_BATCH_RECORDS = 10_000;
@@ -89,6 +101,8 @@ export interface WriteResult {
   /** Sloppy quorum: replica -> the substitute that holds its hint. */
   hintedOn: Record<string, string>;
   failures: ReplicaFailure[];
+  /** Newer versions of the key that replicas already held (the write lost to them). */
+  newer: Version[];
 }
 
 export interface ReadResult {
@@ -153,6 +167,10 @@ export class Node {
   private readonly readLatency = new LatencyWindow();
   private readonly readRepairs: Counter | undefined;
   private readonly replicaFailures: Counter | undefined;
+  private readonly restamped: Counter | undefined;
+  private readonly clockAhead: Counter | undefined;
+  /** When a clock far ahead was last logged, per node that issued the version. */
+  private readonly clockWarnedAt = new Map<string, number>();
   private serving = false;
   private draining = false;
 
@@ -214,6 +232,14 @@ export class Node {
     this.readRepairs = metrics?.counter(
       'quorumkv_read_repairs_total',
       'Stale replicas brought up to date by reads, by when (before the reply, after it)',
+    );
+    this.restamped = deps.metrics?.counter(
+      'quorumkv_writes_restamped_total',
+      'Writes that lost to a newer version a replica held (this node had not seen it) and were written again above it',
+    );
+    this.clockAhead = deps.metrics?.counter(
+      'quorumkv_versions_from_clocks_ahead_total',
+      `Versions met that were issued more than ${CLOCK_AHEAD_WARN_MS / 1000} s ahead of this node's clock`,
     );
     this.replicaFailures = deps.metrics?.counter(
       'quorumkv_replica_failures_total',
@@ -447,15 +473,46 @@ export class Node {
    * `record` if it is newer than what this replica holds; resolves once the newest is durable.
    */
   async apply(key: string, record: StoredRecord): Promise<boolean> {
-    const { store, clock } = this.deps;
-    this.hlc.observe(record.version, clock.nowMs());
+    return (await this.applyWrite(key, record)).applied;
+  }
+
+  /**
+   * Advances this node's clock past a version it met. A version far ahead of this node's wall clock
+   * means the clock of the node that issued it is off (or this one is): every node's versions follow
+   * it while it lasts, so it is logged (once a minute per issuing node) and counted.
+   */
+  private observe(v: Version): void {
+    const now = this.deps.clock.nowMs();
+    const aheadMs = v.wallMs - now;
+    if (aheadMs > CLOCK_AHEAD_WARN_MS) {
+      this.clockAhead?.inc();
+      const last = this.clockWarnedAt.get(v.nodeId);
+      if (last === undefined || now - last > 60_000 || now < last) {
+        if (this.clockWarnedAt.size > 1000) this.clockWarnedAt.clear();
+        this.clockWarnedAt.set(v.nodeId, now);
+        this.deps.log.warn(
+          { issuer: v.nodeId, aheadMs },
+          `a version issued by ${v.nodeId} is ${(aheadMs / 1000).toFixed(1)} s ahead of this node's clock: check the clocks (NTP) of both`,
+        );
+      }
+    }
+    this.hlc.observe(v, now);
+  }
+
+  /** apply(), saying which newer version the write lost to, if it did (a replica write's reply). */
+  private async applyWrite(key: string, record: StoredRecord): Promise<WriteReply> {
+    const { store } = this.deps;
+    this.observe(record.version);
     // get and put run in one turn of the event loop: no other write to this key can come between.
-    if (!supersedes(record, store.get(key))) {
+    const held = store.get(key);
+    if (!supersedes(record, held)) {
       await store.flushed(); // what superseded it must be durable before we acknowledge
-      return false;
+      return held !== undefined && compareVersions(held.version, record.version) > 0
+        ? { applied: false, newer: held.version }
+        : { applied: false };
     }
     await store.put(key, record);
-    return true;
+    return { applied: true };
   }
 
   private checkWrite(key: unknown, record: unknown): asserts record is StoredRecord {
@@ -467,7 +524,7 @@ export class Node {
 
   private async onWrite(msg: WriteMessage): Promise<ReplyOf<WriteMessage>> {
     this.checkWrite(msg.key, msg.record);
-    return { applied: await this.apply(msg.key, msg.record) };
+    return this.applyWrite(msg.key, msg.record);
   }
 
   private async onWriteBatch(msg: WriteBatchMessage): Promise<ReplyOf<WriteBatchMessage>> {
@@ -565,6 +622,24 @@ export class Node {
    *     applied (on the replicas that acknowledged, and later on the others through hints).
    */
   private async write(key: string, record: StoredRecord, w = this.config.writeQuorum): Promise<WriteResult> {
+    let result = await this.writeOnce(key, record, w);
+    // A replica already held a newer version, so the write lost as soon as it landed: this node's
+    // clock was behind the key's last version (it had not seen it: a restart, a partition, a clock
+    // that runs slow). Its clock has now observed that version; the write goes again above it, once
+    // more at most (a write that loses again lost to a concurrent one, which is what last write
+    // wins means).
+    for (let attempt = 1; attempt <= SUPERSEDED_RETRIES; attempt++) {
+      const newer = newestOf(result.newer);
+      if (newer === undefined) break;
+      const { clock } = this.deps;
+      this.observe(newer);
+      this.restamped?.inc();
+      result = await this.writeOnce(key, { ...record, version: this.hlc.now(clock.nowMs()) }, w);
+    }
+    return result;
+  }
+
+  private async writeOnce(key: string, record: StoredRecord, w: number): Promise<WriteResult> {
     this.checkCoordinating();
     const placed = this.membership.placement.replicas(key);
     const replicas = placed.write;
@@ -644,7 +719,8 @@ export class Node {
     if (g.outcome === 'failed') {
       throw new QuorumError('write', { key, required: w, replicas, succeeded: acked, failures: withMissing(failures, replicas, w) });
     }
-    return { key, record, coordinator: this.id, replicas, required: w, acked, hintedOn, failures };
+    const newer = g.replies.map((r) => (r.value as WriteReply).newer).filter((v): v is Version => v !== undefined);
+    return { key, record, coordinator: this.id, replicas, required: w, acked, hintedOn, failures, newer };
   }
 
   /** Live nodes beyond the preference list, in ring order, to stand in for `count` down replicas. */
@@ -711,7 +787,7 @@ export class Node {
       throw new QuorumError('read', { key, required: r, replicas, succeeded: responded, failures: withMissing(failures, replicas, r) });
     }
     const record = newest(g.replies.map((x) => x.value.record ?? undefined));
-    if (record) this.hlc.observe(record.version, this.deps.clock.nowMs());
+    if (record) this.observe(record.version);
     let repaired: string[] = [];
     if (record && this.config.repair.readRepair) {
       // Blocking read repair (Cassandra's): stale replicas among those that answered get the newest

@@ -14,7 +14,8 @@ export type CheckerName =
   | 'stuck-move'
   | 'under-replicated'
   | 'malformed-message'
-  | 'refusal-applied';
+  | 'refusal-applied'
+  | 'write-order';
 
 export interface Violation {
   checker: CheckerName;
@@ -128,7 +129,9 @@ export function checkReplication(history: readonly Op[], final: FinalState): Vio
 
 /**
  * 3. Nothing is invented: every value read (or held at the end) was written to that key by some
- * client, and when that write was acknowledged, with the version it was acknowledged with.
+ * client, and when that write was acknowledged, with the version it was acknowledged with (or an
+ * older one from the same coordinator: a write that lost to a newer version at a replica is written
+ * again above it, and its first attempt may still be read until the second reaches everyone).
  */
 export function checkNothingInvented(history: readonly Op[], final: FinalState): Violation[] {
   const out: Violation[] = [];
@@ -143,7 +146,13 @@ export function checkNothingInvented(history: readonly Op[], final: FinalState):
         message: `${where}: ${key} = ${JSON.stringify(record.value)}, which no client wrote to it`,
         ops,
       });
-    } else if (w.outcome === 'ok' && w.version && compareVersions(w.version, record.version) !== 0) {
+    } else if (
+      w.outcome === 'ok' &&
+      w.version &&
+      compareVersions(w.version, record.version) !== 0 &&
+      // an earlier attempt of the same write: written again above a newer version it lost to
+      !(record.version.nodeId === w.version.nodeId && compareVersions(record.version, w.version) < 0)
+    ) {
       out.push({
         checker: 'invented-value',
         message: `${where}: ${key} = ${JSON.stringify(record.value)} at ${fmt(record.version)}, but put #${w.id} was acknowledged at ${fmt(w.version)}`,
@@ -153,6 +162,46 @@ export function checkNothingInvented(history: readonly Op[], final: FinalState):
   };
   for (const o of history) if (o.kind === 'get' && o.outcome === 'ok' && o.read) check(o.key, o.read.record, `get #${o.id}`, [o.id]);
   for (const [key, replicas] of final) for (const r of replicas) check(key, r.record, `replica ${r.node} at the end`, []);
+  return out;
+}
+
+/**
+ * Acknowledged writes to a key take effect in the order they happened: a write that started after
+ * another was acknowledged has the newer version (else it lost as it landed, though the client was
+ * told it was written: a coordinator whose clock was behind the key's last version). Promised only
+ * between writes whose quorums must meet (W1 + W2 > N): two writes at consistency one can land on
+ * different replicas, and then their coordinators' clocks decide, as in Cassandra.
+ */
+export function checkWriteOrder(history: readonly Op[], n: number): Violation[] {
+  const out: Violation[] = [];
+  for (const [key, ops] of byKey(history)) {
+    const writes = ops.filter((o) => isWrite(o) && o.outcome === 'ok' && o.version);
+    if (writes.length < 2) continue;
+    const byEnd = [...writes].sort((a, b) => a.end - b.end);
+    const byStart = [...writes].sort((a, b) => a.start - b.start);
+    let i = 0;
+    // the newest acknowledged write so far, by the quorum it was written at
+    const newestAt = new Map<number, Op>();
+    for (const b of byStart) {
+      for (; i < byEnd.length && (byEnd[i] as Op).end < b.start; i++) {
+        const a = byEnd[i] as Op;
+        const known = newestAt.get(a.required);
+        if (!known || compareVersions(a.version as Version, known.version as Version) > 0) newestAt.set(a.required, a);
+      }
+      let newest: Op | undefined;
+      for (const [w, a] of newestAt) {
+        if (w + b.required <= n) continue;
+        if (!newest || compareVersions(a.version as Version, newest.version as Version) > 0) newest = a;
+      }
+      if (newest && compareVersions(b.version as Version, newest.version as Version) < 0) {
+        out.push({
+          checker: 'write-order',
+          message: `${key}: ${b.kind} #${b.id} started after ${newest.kind} #${newest.id} was acknowledged, but its version ${fmt(b.version)} is older than ${fmt(newest.version)}: it lost as it landed`,
+          ops: [newest.id, b.id],
+        });
+      }
+    }
+  }
   return out;
 }
 

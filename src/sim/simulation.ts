@@ -18,6 +18,7 @@ import {
   checkRefusalsChangeNothing,
   checkReplication,
   checkRingAgreement,
+  checkWriteOrder,
   convergence,
   type Violation,
 } from './checkers';
@@ -751,6 +752,7 @@ export class Simulation {
       ...checkNothingInvented(this.history, final),
       ...checkNoResurrection(this.history, final, this.opts.n),
       ...checkRefusalsChangeNothing(this.history, final),
+      ...checkWriteOrder(this.history, this.opts.n),
       ...checkRingAgreement(this.ringChecksums()),
       ...this.network.shapeViolations.map((message): Violation => ({ checker: 'malformed-message', message, ops: [] })),
     ];

@@ -11,6 +11,7 @@ import {
   checkRefusalsChangeNothing,
   checkReplication,
   checkRingAgreement,
+  checkWriteOrder,
   convergence,
 } from '../../src/sim/checkers';
 import type { FinalState, Op } from '../../src/sim/history';
@@ -196,5 +197,23 @@ describe('a refused write changes nothing', () => {
   test('is quiet when the value never shows, and about writes that failed after being sent', () => {
     const failed = { ...refused, id: nextId++, value: 'sent', outcome: 'fail' as const };
     expect(checkRefusalsChangeNothing([refused, failed], state({ r: [liveRecord('sent', v(1)), undefined, undefined] }))).toEqual([]);
+  });
+});
+
+describe('acknowledged writes take effect in the order they happened', () => {
+  test('reports a write that started after another was acknowledged but carries an older version', () => {
+    const first = op({ kind: 'put', key: 'w', value: 'a', start: 0, end: 5, version: v(20, 'n1') });
+    const later = op({ kind: 'put', key: 'w', value: 'b', start: 6, end: 9, version: v(10, 'n2') });
+    expect(checkWriteOrder([first, later], 3)).toEqual([expect.objectContaining({ checker: 'write-order', ops: [first.id, later.id] })]);
+  });
+
+  test('is quiet about overlapping writes, newer versions, and writes whose quorums need not meet', () => {
+    const a = op({ kind: 'put', key: 'w', value: 'a', start: 0, end: 5, version: v(20, 'n1') });
+    const overlapping = op({ kind: 'put', key: 'w', value: 'b', start: 4, end: 9, version: v(10, 'n2') });
+    const newer = op({ kind: 'delete', key: 'w', start: 10, end: 12, version: v(30, 'n2') });
+    expect(checkWriteOrder([a, overlapping, newer], 3)).toEqual([]);
+    const one = op({ kind: 'put', key: 'o', value: 'a', start: 0, end: 5, required: 1, version: v(20, 'n1') });
+    const otherOne = op({ kind: 'put', key: 'o', value: 'b', start: 6, end: 9, required: 1, version: v(10, 'n2') });
+    expect(checkWriteOrder([one, otherOne], 3)).toEqual([]);
   });
 });

@@ -109,6 +109,22 @@ describe('node protocol on in-memory parts', () => {
     expect((await n1.get('k')).record?.value).toBe('later');
   });
 
+  test('a write that loses to a newer version a replica holds, unseen by its coordinator, is written again above it and wins', async () => {
+    const { nodes, stores, clock } = await cluster();
+    const [n1, n2] = nodes as [Node, Node];
+    // every replica holds a version from 30 s ahead of the coordinators' clocks (a skewed node wrote
+    // it), and no coordinator has seen it: straight into the stores, past the nodes' clocks
+    const ahead = { wallMs: clock.nowMs() + 30_000, counter: 0, nodeId: 'n9' };
+    for (const s of stores) await s.put('k', liveRecord('from a clock 30 s ahead', ahead));
+    const w = await n2.put('k', 'later');
+    expect(w.record.version.wallMs).toBeGreaterThanOrEqual(ahead.wallMs);
+    expect((await n1.get('k', 3)).record?.value).toBe('later');
+    // and a delete the same way: its tombstone wins, not the value it was meant to delete
+    for (const s of stores) await s.put('d', liveRecord('still here?', { ...ahead, wallMs: ahead.wallMs + 1 }));
+    await n1.delete('d');
+    expect((await n2.get('d', 3)).record?.deleted).toBe(true);
+  });
+
   test('a silent replica is reported as a timeout at the deadline, not waited on', async () => {
     const { nodes, transport, clock } = await cluster();
     transport.silent.add('10.0.0.3:8080');
