@@ -22,13 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { INTERNODE_PORT_DISTANCE } from '../src/config';
 import { keyProblem } from '../src/core/limits';
-import { silentLogger } from '../src/core/log';
-import { internodeAddress } from '../src/net/address';
-import { PeerTransport } from '../src/net/peer-transport';
 import { HTTP_CATEGORIES, type HttpCase, httpCase, judgeReplies } from './lib/fuzz-http';
 import { FRAME_CATEGORIES, type PeerCase, peerCase, runPeerCase } from './lib/fuzz-internode';
-import { LocalCluster, type LocalNode } from './lib/local-cluster';
+import { FAST_ARGS, LocalCluster, type LocalNode } from './lib/local-cluster';
 import { type Exchange, exchange, parseReplies, printable, type Reply } from './lib/raw-http';
+import { ReplicaReader } from './lib/replica-reader';
 
 interface Args {
   seed: number;
@@ -71,19 +69,6 @@ function parseArgs(argv: string[]): Args {
   };
 }
 
-/** The integration tests' settings (FAST_ARGS in test/helpers/cluster.ts): short deadline, fast gossip, warnings only in the logs. */
-const CLUSTER_ARGS = [
-  '--request-timeout-ms',
-  '1000',
-  '--gossip-interval-ms',
-  '100',
-  '--heartbeat-interval-ms',
-  '100',
-  '--discovery-interval-ms',
-  '100',
-  '--log-level',
-  'warn',
-];
 const API_PORT = 7000;
 
 /** An HTTP exchange ends by this time whatever the server does (its own request deadline is 1 s). */
@@ -270,7 +255,7 @@ async function checkStorage(cluster: LocalCluster, args: Args, http: HttpResults
     keysAfter: [],
     violations: [],
   };
-  const transport = replicaReader();
+  const transport = new ReplicaReader();
   try {
     await pool(refused.length, args.concurrency, Number.POSITIVE_INFINITY, async (i) => {
       const w = refused[i] as WriteRecord;
@@ -305,23 +290,12 @@ interface ReadBack {
   body: { value?: unknown; error?: { deleted?: boolean } };
 }
 
-/** Reads what one replica holds, straight from its store, the way its peers do. */
-function replicaReader(): PeerTransport {
-  return new PeerTransport({
-    nodeId: 'fuzz-checker',
-    clusterToken: undefined,
-    peerAddress: (a) => internodeAddress(a, INTERNODE_PORT_DISTANCE),
-    log: silentLogger,
-    maxFrameBytes: 64 * 2 ** 20,
-  });
-}
-
 /** The nodes that hold `key` (a record or a tombstone), each with what it holds, or why it could not be read; empty when none. */
-async function holders(transport: PeerTransport, cluster: LocalCluster, key: string): Promise<string[]> {
+async function holders(reader: ReplicaReader, cluster: LocalCluster, key: string): Promise<string[]> {
   const found: string[] = [];
   for (const node of cluster.nodes) {
-    const held = await transport.send(node.address, { type: 'read', key }, 5_000).then(
-      (reply) => reply.record,
+    const held = await reader.read(node.address, key).then(
+      (record) => record,
       (err: Error) => `unreadable: ${err.message}`,
     );
     if (held !== null) found.push(`${node.id} holds ${JSON.stringify(held).slice(0, 200)}`);
@@ -543,7 +517,7 @@ async function replayRequest(cluster: LocalCluster, args: Args, index: number): 
   const problems = judgeReplies(c, replies, ex.sentAll, args.strictParser).violations;
   const key = c.write?.key;
   if (key !== undefined && keyProblem(key) === undefined && fateOf(c, replies[0]) === 'refused') {
-    const transport = replicaReader();
+    const transport = new ReplicaReader();
     try {
       const held = await holders(transport, cluster, key);
       if (held.length > 0) problems.push(`refused (${replies[0]?.status ?? 'no reply'}) but stored: ${held.join('; ')}`);
@@ -685,7 +659,7 @@ async function main(): Promise<void> {
     hosts: [1, 2, 3].map((i) => `${args.net}.${i}`),
     port: API_PORT,
     dataRoot,
-    args: CLUSTER_ARGS,
+    args: [...FAST_ARGS],
     onLine: errorLines.onLine,
   });
   let ok = false;

@@ -3,7 +3,7 @@
 // launcher records the real PID so tests can SIGKILL / SIGSTOP exactly the node they mean.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -35,7 +35,31 @@ export interface NodeSpec {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /**
+   * Run the process as this user (and `gid`, else the same number); the launcher must be root. On
+   * loopback every connection leaves from 127.0.0.1, so this is what lets iptables' owner match tell
+   * one node's packets from another's (scripts/chaos.ts). Its data directory is created and handed to it.
+   */
+  uid?: number;
+  gid?: number;
 }
+
+/**
+ * Settings for clusters that must show failures in seconds (tests, campaigns): a 1 s deadline,
+ * gossip and heartbeats every 100 ms, warnings only in the logs.
+ */
+export const FAST_ARGS: readonly string[] = [
+  '--request-timeout-ms',
+  '1000',
+  '--gossip-interval-ms',
+  '100',
+  '--heartbeat-interval-ms',
+  '100',
+  '--discovery-interval-ms',
+  '100',
+  '--log-level',
+  'warn',
+];
 
 const LOG_TAIL_LINES = 400;
 
@@ -86,9 +110,15 @@ export class LocalNode {
   /** Starts the process and resolves once /health answers; rejects if it exits first. */
   async start(timeoutMs = 15_000): Promise<void> {
     if (this.running) throw new Error(`${this.id} is already running`);
+    const { uid, gid } = this.spec;
+    if (uid !== undefined) {
+      mkdirSync(this.spec.dataDir, { recursive: true });
+      chownSync(this.spec.dataDir, uid, gid ?? uid);
+    }
     const proc = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()], {
       env: { ...process.env, ...(this.spec.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(uid !== undefined ? { uid, gid: gid ?? uid } : {}),
     });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));

@@ -4,22 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type ClusterOptions, LocalCluster } from '../../scripts/lib/local-cluster';
+import { type ClusterOptions, FAST_ARGS as FAST_ARGS_OF_SCRIPTS, LocalCluster } from '../../scripts/lib/local-cluster';
 import { closePeers } from './peer';
 
-/** Short deadline and fast gossip so tests see failures in seconds; warnings only in the logs. */
-export const FAST_ARGS = [
-  '--request-timeout-ms',
-  '1000',
-  '--gossip-interval-ms',
-  '100',
-  '--heartbeat-interval-ms',
-  '100',
-  '--discovery-interval-ms',
-  '100',
-  '--log-level',
-  'warn',
-];
+/** Short deadline and fast gossip so tests see failures in seconds (shared with the campaigns). */
+export const FAST_ARGS = [...FAST_ARGS_OF_SCRIPTS];
 
 const live: Array<{ cluster: LocalCluster; dataRoot: string }> = [];
 

@@ -15,17 +15,4 @@ export async function eventually<T>(check: () => T | Promise<T>, { timeoutMs = 1
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` calls in flight (tests load the cluster, not flood it). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i] as T, i);
-      }
-    }),
-  );
-  return out;
-}
+export { mapLimit } from '../../scripts/lib/map-limit';

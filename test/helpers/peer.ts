@@ -1,40 +1,26 @@
-// Talks to a node the way its peers do, over the internode protocol (src/net/): to read what one
-// replica holds for a key, straight from its store, with no quorum in between. One transport per
-// cluster token, reused across calls (a connection and handshake per read would make reading 10k
-// keys slow); cleanupClusters() closes them.
+// Reads what one replica holds for a key, straight from its store, the way its peers ask it
+// (scripts/lib/replica-reader.ts): one reader per cluster token, reused across calls;
+// cleanupClusters() closes them.
 
-import { INTERNODE_PORT_DISTANCE } from '../../src/config';
-import { silentLogger } from '../../src/core/log';
+import { ReplicaReader } from '../../scripts/lib/replica-reader';
 import type { StoredRecord } from '../../src/core/record';
-import { internodeAddress } from '../../src/net/address';
-import { PeerTransport } from '../../src/net/peer-transport';
 
-const transports = new Map<string, PeerTransport>();
-
-function transportFor(clusterToken: string | undefined): PeerTransport {
-  const k = clusterToken ?? '';
-  let t = transports.get(k);
-  if (t === undefined) {
-    t = new PeerTransport({
-      nodeId: 'test-peer',
-      clusterToken,
-      peerAddress: (a) => internodeAddress(a, INTERNODE_PORT_DISTANCE),
-      log: silentLogger,
-      maxFrameBytes: 64 * 2 ** 20,
-    });
-    transports.set(k, t);
-  }
-  return t;
-}
+const readers = new Map<string, ReplicaReader>();
 
 /** What the node at `apiAddress` (host:port of its API) holds for `key` on its own store; null when nothing. */
-export async function replicaRecord(apiAddress: string, key: string, clusterToken?: string): Promise<StoredRecord | null> {
-  return (await transportFor(clusterToken).send(apiAddress, { type: 'read', key }, 5_000)).record;
+export function replicaRecord(apiAddress: string, key: string, clusterToken?: string): Promise<StoredRecord | null> {
+  const k = clusterToken ?? '';
+  let reader = readers.get(k);
+  if (reader === undefined) {
+    reader = new ReplicaReader(clusterToken);
+    readers.set(k, reader);
+  }
+  return reader.read(apiAddress, key);
 }
 
-/** Closes the transports replicaRecord opened. */
+/** Closes the readers replicaRecord opened. */
 export async function closePeers(): Promise<void> {
-  const all = [...transports.values()];
-  transports.clear();
-  await Promise.all(all.map((t) => t.close()));
+  const all = [...readers.values()];
+  readers.clear();
+  await Promise.all(all.map((r) => r.close()));
 }
