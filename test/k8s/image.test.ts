@@ -99,7 +99,7 @@ describe('the image built from the Dockerfile', () => {
       user: '10001:10001',
       entrypoint: ['quorumkv'],
       cmd: ['serve'],
-      exposed: ['8080/tcp'],
+      exposed: ['8080/tcp', '9080/tcp'],
       volumes: ['/var/lib/quorumkv'],
     });
     // The data directory belongs to the runtime user (a plain `docker run` volume is writable).
