@@ -476,15 +476,18 @@ export class Simulation {
    * computes the same placement.
    */
   formed(): boolean {
+    // Checked after every event while a cluster forms: the cheap tests first, and no member views
+    // (they compute every phi).
     const running = this.nodes.filter((s) => s.node && !s.left);
-    const checksums = new Set(running.map((s) => (s.node as Node).placement().checksum()));
-    return (
-      checksums.size === 1 &&
-      running.every((s) => {
-        const view = (s.node as Node).membership.view().filter((m) => m.status !== 'removed');
-        return view.length === this.members().length && view.every((m) => m.liveness === 'alive' && m.status === 'normal');
-      })
-    );
+    if (running.length === 0) return false;
+    const checksum = (running[0]?.node as Node | undefined)?.placement().checksum();
+    if (running.some((s) => (s.node as Node).placement().checksum() !== checksum)) return false;
+    const expected = this.members().length;
+    return running.every((s) => {
+      const { membership } = s.node as Node;
+      const members = membership.table.members();
+      return members.length === expected && members.every((m) => m.status === 'normal' && membership.liveness(m.id) === 'alive');
+    });
   }
 
   /** Runs until formed() or `limitMs` of virtual time passed; returns formed(). */
