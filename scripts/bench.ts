@@ -283,6 +283,12 @@ async function main(): Promise<void> {
         ? `| internode socket writes per client write (all members) | | ${fmt(fl, 2)} | |`
         : `| internode socket writes per client write (all members) | ${fmt(fl, 2)} |`,
     );
+    // frames per flush: how many frames one socket write carries on average
+    lines.push(
+      both
+        ? `| internode frames per socket write | | ${fmt(fr / fl, 1)} | |`
+        : `| internode frames per socket write | ${fmt(fr / fl, 1)} |`,
+    );
   }
   const table = `${header}\n${lines.join('\n')}`;
 
