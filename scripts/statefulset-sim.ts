@@ -125,14 +125,14 @@ async function underLoad(
   }
 }
 
-/** After a rotation: which token each ready pod lets in (a peer proving only A must be refused). */
+/** After a rotation: which token each running pod lets in (a peer proving only A must be refused). */
 async function tokenCheck(sim: StatefulSetSim, tokens: Record<'A' | 'B', string>): Promise<string[]> {
   const lines: string[] = [];
   for (const [name, value] of Object.entries(tokens)) {
     const reader = new ReplicaReader(value);
     const seen: string[] = [];
-    for (const url of sim.readyEndpoints()) {
-      const address = url.replace(/^http:\/\//, '');
+    for (const pod of sim.allPods().filter((p) => p.running)) {
+      const address = `${pod.ip}:${pod.port}`;
       try {
         await reader.read(address, 'token-check');
         seen.push(`${address} let in`);
