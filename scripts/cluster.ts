@@ -1,6 +1,10 @@
 // `npm start`: a local 3-node cluster on 127.0.0.1:8081-8083, data under ./data/, readable logs.
 // Ctrl-C stops every node cleanly (a second Ctrl-C kills them).
 //
+// The admin routes (/admin/*) of a local cluster trust callers on loopback, and the banner says
+// so; with QUORUMKV_ADMIN_TOKEN set in the launcher's environment they take that token instead
+// (the CLI sends it from the same variable), and loopback is not trusted.
+//
 //   node dist/scripts/cluster.js [--nodes 3] [--base-port 8081] [--data ./data] [-- extra serve flags]
 
 import path from 'node:path';
@@ -41,12 +45,15 @@ async function main(): Promise<void> {
   const dashdash = process.argv.indexOf('--');
   const extra = dashdash > 0 ? process.argv.slice(dashdash + 1) : [];
 
+  // the nodes inherit this environment: with a token in it, they require it
+  const withToken = (process.env.QUORUMKV_ADMIN_TOKEN ?? '') !== '';
   const cluster = LocalCluster.create({
     host: '127.0.0.1',
     basePort,
     nodes: count,
     dataRoot,
     args: extra,
+    ...(withToken ? { env: { QUORUMKV_ADMIN_FROM_LOOPBACK: 'false' } } : {}),
     onLine: (n: LocalNode, line) => process.stdout.write(`${prettyLine(Number(n.id.slice(1)) - 1, line)}\n`),
   });
 
@@ -76,6 +83,11 @@ async function main(): Promise<void> {
       '',
       `quorumkv: ${count} nodes up, data in ${dataRoot}`,
       ...cluster.nodes.map((n) => `  ${n.id}  ${n.url}   (pid ${n.pid})`),
+      '',
+      withToken
+        ? 'admin routes (/admin/*): need Authorization: Bearer $QUORUMKV_ADMIN_TOKEN (the CLI sends it from that variable)'
+        : 'admin routes (/admin/*): open to callers on this host (QUORUMKV_ADMIN_FROM_LOOPBACK=true, for local clusters only;\n' +
+          '  set QUORUMKV_ADMIN_TOKEN before npm start to require a token instead, as a Kubernetes deployment does)',
       '',
       'try:',
       `  curl -X PUT -H 'Content-Type: application/json' -d '{"value":"v1"}' ${first.url}/kv/user:42`,

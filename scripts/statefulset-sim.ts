@@ -8,16 +8,25 @@
 //   scale            under load: 3 -> 5 (scale-up: the new members bootstrap), then 5 -> 3 (scale-down:
 //                    the preStop of pods 4 and 3 decommissions them, their volumes are deleted)
 //   rolling-restart  under load: kubectl rollout restart, highest ordinal first, one pod at a time
+//   rotate-token     under load: the cluster token A -> B by rolling out QUORUMKV_CLUSTER_SECRET=A,B,
+//                    then B,A, then B (kubectl set env; in a cluster: the Secret changed, then a
+//                    rollout restart); then a peer holding only A is refused, one holding B let in
 // The two load scenarios run quorum PUTs and GETs through the client Service's ready endpoints all
 // along (--concurrency, --keys, --write-ratio), and print per step: requests failed and why, second by
 // second, GETs that said 404 for an acknowledged key or returned an older version, whether every
 // member reports the same ring, and at the end every acknowledged key read back (lost writes).
 // Every run is bounded by --timeout-s (default 180) and stops its processes by PID at the end.
+//
+// The pods get QUORUMKV_ADMIN_TOKEN (their preStop calls the admin routes with it) and, in
+// rotate-token, QUORUMKV_CLUSTER_SECRET: fresh random tokens, as `kubectl create secret` would make
+// once per install.
 
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatLoadReport, type LoadHandle, startLoad } from './lib/load';
+import { ReplicaReader } from './lib/replica-reader';
 import { type Policy, StatefulSetSim } from './lib/statefulset-sim';
 
 function arg(name: string, fallback: string): string {
@@ -116,12 +125,36 @@ async function underLoad(
   }
 }
 
+/** After a rotation: which token each running pod lets in (a peer proving only A must be refused). */
+async function tokenCheck(sim: StatefulSetSim, tokens: Record<'A' | 'B', string>): Promise<string[]> {
+  const lines: string[] = [];
+  for (const [name, value] of Object.entries(tokens)) {
+    const reader = new ReplicaReader(value);
+    const seen: string[] = [];
+    for (const pod of sim.allPods().filter((p) => p.running)) {
+      const address = `${pod.ip}:${pod.port}`;
+      try {
+        await reader.read(address, 'token-check');
+        seen.push(`${address} let in`);
+      } catch (err) {
+        seen.push(`${address} REFUSED (${/token/.test((err as Error).message) ? 'token' : (err as Error).message})`);
+      }
+    }
+    await reader.close();
+    lines.push(`a peer holding only ${name}: ${seen.join(', ')}`);
+  }
+  return lines;
+}
+
 async function main(): Promise<void> {
   const scenario = arg('scenario', 'start');
   const policy = arg('policy', scenario === 'deadlock' ? 'OrderedReady' : 'Parallel') as Policy;
   const timeoutMs = Number(arg('timeout-s', '180')) * 1000;
   const dataRoot = mkdtempSync(path.join(tmpdir(), 'qkv-k8s-sim-'));
+  const token = () => randomBytes(32).toString('hex');
+  const [tokenA, tokenB] = [token(), token()];
   const sim = new StatefulSetSim({
+    env: { QUORUMKV_ADMIN_TOKEN: token(), ...(scenario === 'rotate-token' ? { QUORUMKV_CLUSTER_SECRET: tokenA } : {}) },
     dataRoot,
     podManagementPolicy: policy,
     readinessRule: scenario === 'deadlock' ? 'naive' : 'two-phase',
@@ -197,6 +230,17 @@ async function main(): Promise<void> {
       summary.push(...sim.timeline.filter((l) => /: preStop (done|failed)|pvc .*: deleted/.test(l)));
     } else if (scenario === 'rolling-restart') {
       await underLoad(sim, timeoutMs, summary, [{ name: 'rollout restart', run: () => sim.rollingRestart(timeoutMs) }]);
+    } else if (scenario === 'rotate-token') {
+      const rollout = (value: string) => () => {
+        sim.setEnv('QUORUMKV_CLUSTER_SECRET', value);
+        return sim.rolloutStatus(timeoutMs);
+      };
+      await underLoad(sim, timeoutMs, summary, [
+        { name: 'rollout QUORUMKV_CLUSTER_SECRET=A,B (prove A, accept A or B)', run: rollout(`${tokenA},${tokenB}`) },
+        { name: 'rollout QUORUMKV_CLUSTER_SECRET=B,A (prove B, accept B or A)', run: rollout(`${tokenB},${tokenA}`) },
+        { name: 'rollout QUORUMKV_CLUSTER_SECRET=B (A retired)', run: rollout(tokenB) },
+      ]);
+      summary.push(...(await tokenCheck(sim, { A: tokenA, B: tokenB })));
     }
   } finally {
     await sim.stop();

@@ -41,7 +41,11 @@ export interface ServeConfig {
   tombstoneGraceMs: number;
   maxValueBytes: number;
   maxInflightRequests: number;
-  clusterSecret: string | undefined;
+  /** Tokens of the internode handshake, `current[,next]`: the first is proven, any is accepted. */
+  clusterSecret: string[] | undefined;
+  /** Bearer tokens of /admin/*, same list syntax: any is accepted; the CLI sends the first. */
+  adminToken: string[] | undefined;
+  adminFromLoopback: boolean;
   logLevel: string;
 }
 
@@ -110,6 +114,29 @@ export function parseHostPort(raw: string): string {
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) throw new Error(`must be host:port (e.g. 10.0.0.7:8080 or kv-0.kv:8080); got ${JSON.stringify(raw)}`);
   return s;
+}
+
+/** Tokens a list may hold: the one in use and the one being rotated to. */
+export const MAX_TOKENS = 2;
+
+/**
+ * A token list `current[,next]` (a rotation holds two for a while). Every element is checked, and
+ * no message repeats a token: it could end up in a log.
+ */
+export function parseTokenList(raw: string): string[] {
+  const tokens = raw.split(',');
+  const problems: string[] = [];
+  for (const [i, t] of tokens.entries()) {
+    const which = tokens.length === 1 ? 'the token' : `token ${i + 1} of ${tokens.length}`;
+    if (t === '') problems.push(`${which} is empty`);
+    else if (/\s/.test(t)) problems.push(`${which} contains whitespace`);
+  }
+  if (tokens.length > MAX_TOKENS) problems.push(`holds ${tokens.length} tokens; at most ${MAX_TOKENS} (current[,next])`);
+  if (problems.length === 0 && new Set(tokens).size !== tokens.length) problems.push('lists the same token twice');
+  if (problems.length > 0) {
+    throw new Error(`must be current[,next]: tokens without whitespace, separated by one comma; ${problems.join(', ')}`);
+  }
+  return tokens;
 }
 
 function hostPortList(raw: string): string[] {
@@ -457,12 +484,36 @@ export const SETTINGS: readonly Setting[] = [
   {
     key: 'clusterSecret',
     flag: 'cluster-secret',
-    arg: '<token>',
-    description: 'Token every member must hold to be let in by the others (proven in the internode handshake; prefer the env var)',
-    defaultText: 'none (internal routes open)',
+    arg: '<tokens>',
+    description:
+      'current[,next]: token a member must hold to be let in by the others, proven in the internode handshake (an HMAC; the token never crosses the wire). ' +
+      'A node proves the first and accepts a peer proving either, so a rotation A -> B is two rolling restarts: A,B then B,A. Prefer the env var',
+    defaultText: 'none (any peer is let in)',
     fallback: () => undefined,
-    parse: nonEmpty,
+    parse: parseTokenList,
     secret: true,
+  },
+  {
+    key: 'adminToken',
+    flag: 'admin-token',
+    arg: '<tokens>',
+    description:
+      'current[,next]: bearer token of the /admin/* routes (Authorization: Bearer <token>; either is accepted, the CLI sends the first). ' +
+      'With neither this nor --admin-from-loopback the admin routes refuse every request (403, naming both settings). The cluster secret does not open them',
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: parseTokenList,
+    secret: true,
+  },
+  {
+    key: 'adminFromLoopback',
+    flag: 'admin-from-loopback',
+    arg: '[bool]',
+    description:
+      'Let any caller from 127.0.0.0/8 or ::1 use /admin/* without a token (local clusters only: behind a service-mesh sidecar every client comes from loopback)',
+    defaultText: 'false',
+    fallback: () => false,
+    parse: bool,
   },
   {
     key: 'logLevel',
@@ -553,7 +604,12 @@ function discoveryProblems(c: ServeConfig): string[] {
   }
 }
 
-/** The config as it may be logged (secret masked). */
+/** The config as it may be logged: every element of every secret setting masked (their count shows). */
 export function redacted(c: ServeConfig): Record<string, unknown> {
-  return { ...c, clusterSecret: c.clusterSecret ? '(set)' : undefined };
+  const out: Record<string, unknown> = { ...c };
+  for (const s of SETTINGS) {
+    const v = c[s.key];
+    if (s.secret && v !== undefined) out[s.key] = Array.isArray(v) ? v.map(() => '(hidden)') : '(hidden)';
+  }
+  return out;
 }

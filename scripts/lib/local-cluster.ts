@@ -90,6 +90,12 @@ export class LocalNode {
     return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
+  /** The Authorization header the CLI would send to this node's /admin/* (its QUORUMKV_ADMIN_TOKEN's first token). */
+  adminHeaders(): Record<string, string> {
+    const token = (this.spec.env?.QUORUMKV_ADMIN_TOKEN ?? process.env.QUORUMKV_ADMIN_TOKEN)?.split(',')[0];
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+
   args(): string[] {
     const s = this.spec;
     return [
@@ -178,10 +184,19 @@ export interface ClusterOptions {
   nodes?: number;
   dataRoot: string;
   args?: string[];
+  /** Environment of every node; it wins over the defaults below (LOCAL_ADMIN_ENV). */
   env?: Record<string, string>;
   nodeArgs?: string[];
   onLine?: (node: LocalNode, line: string) => void;
 }
+
+/**
+ * What a local cluster's nodes get unless `env` says otherwise: the admin routes trust callers on
+ * loopback, where the launcher, the CLI, the tests and the campaigns are, so they need no token.
+ * A node never does this by itself (behind a service-mesh sidecar every client is on loopback);
+ * a local cluster asks for it, and `npm start` says so in its banner.
+ */
+export const LOCAL_ADMIN_ENV: Readonly<Record<string, string>> = { QUORUMKV_ADMIN_FROM_LOOPBACK: 'true' };
 
 export class LocalCluster {
   constructor(readonly nodes: LocalNode[]) {}
@@ -204,7 +219,7 @@ export class LocalCluster {
               dataDir: path.join(o.dataRoot, `n${i + 1}`),
               seeds,
               args: o.args ?? [],
-              env: o.env ?? {},
+              env: { ...LOCAL_ADMIN_ENV, ...(o.env ?? {}) },
               ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
             },
             o.onLine,
@@ -264,7 +279,7 @@ export class LocalCluster {
               const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string; status: string }> };
               const members = body.members.filter((m) => m.status !== 'removed');
               if (members.length !== want || !members.every((m) => m.state === 'alive' && m.status === 'normal')) return undefined;
-              const own = await fetch(`${n.url}/admin/move`, { signal: AbortSignal.timeout(1000) });
+              const own = await fetch(`${n.url}/admin/move`, { headers: n.adminHeaders(), signal: AbortSignal.timeout(1000) });
               const phase = ((await own.json()) as { move: { phase: string } | null }).move?.phase;
               return phase === undefined || phase === 'done' || phase === 'failed' ? body.ring_checksum : undefined;
             } catch {

@@ -13,10 +13,11 @@ const READ_DEADLINE_MS = 5_000;
 export class ReplicaReader {
   private readonly transport: PeerTransport;
 
+  /** `clusterToken` as a node's --cluster-secret: `current[,next]`, the first proven. */
   constructor(clusterToken?: string) {
     this.transport = new PeerTransport({
       nodeId: 'replica-reader',
-      clusterToken,
+      clusterTokens: clusterToken === undefined ? [] : clusterToken.split(','),
       peerAddress: (a) => internodeAddress(a, INTERNODE_PORT_DISTANCE),
       log: silentLogger,
       maxFrameBytes: 64 * 2 ** 20,

@@ -468,6 +468,39 @@ export class StatefulSetSim {
     return done;
   }
 
+  /** Container env values set by setEnv(), by the template revision that set them (each holds all set so far). */
+  private readonly templateEnv = new Map<number, Record<string, string>>();
+
+  /** What setEnv() had set in the template of `revision`: its own values, or those of the last revision before it that set some. */
+  private templateEnvOf(revision: number): Record<string, string> {
+    let at = 0;
+    for (const r of this.templateEnv.keys()) if (r <= revision && r > at) at = r;
+    return this.templateEnv.get(at) ?? {};
+  }
+
+  /**
+   * `kubectl set env statefulset/<name> NAME=value`: a new template revision whose container has
+   * `name` set to `value` (over what the manifest or `env` gave it), rolled out like any template
+   * change (RollingUpdate: highest ordinal first, one at a time); wait for it with rolloutStatus().
+   * A pod keeps the env of the revision it was created from, in its container, probes and preStop,
+   * also when its container restarts. The value is not shown in the timeline (it may be a secret).
+   */
+  setEnv(name: string, value: string): void {
+    const env = { ...this.templateEnvOf(this.revision), [name]: value };
+    this.revision++;
+    this.templateEnv.set(this.revision, env);
+    this.event(`set env ${name} (value not shown): revision ${this.revision} (${this.updateStrategy})`);
+  }
+
+  /** `kubectl rollout status`: true once the update revision is rolled out (rolloutComplete), false at the deadline. */
+  async rolloutStatus(timeoutMs: number): Promise<boolean> {
+    const done = await this.waitFor(() => this.rolloutComplete(), timeoutMs);
+    this.event(
+      done ? `rollout to revision ${this.revision}: complete` : `rollout to revision ${this.revision}: not complete after ${timeoutMs} ms`,
+    );
+    return done;
+  }
+
   // ---- the kubelet ---------------------------------------------------------------------------------
 
   private env(pod: SimPod): Record<string, string> {
@@ -502,6 +535,7 @@ export class StatefulSetSim {
     env.QUORUMKV_DNS_SERVER = this.dns?.address ?? '';
     if (this.mountToken && this.kubeApi) env.QUORUMKV_SERVICEACCOUNT_DIR = this.kubeApi.serviceAccountDir;
     Object.assign(env, this.opts.env ?? {});
+    Object.assign(env, this.templateEnvOf(pod.revision));
     return env;
   }
 

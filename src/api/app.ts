@@ -2,7 +2,6 @@
 // Validation happens here, before anything reaches the node: bad input gets a JSON error and
 // changes nothing. (Peers talk to each other on the internode port: src/net/.)
 
-import { timingSafeEqual } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { liveness, readiness, startup } from '../core/health';
@@ -10,6 +9,7 @@ import type { Logger } from '../core/log';
 import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
+import { adminGuard } from './admin-auth';
 import { HttpError, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
@@ -21,7 +21,10 @@ export interface AppOptions {
   metrics: Metrics;
   maxValueBytes: number;
   maxInflightRequests: number;
-  clusterSecret?: string | undefined;
+  /** Bearer tokens of /admin/* (--admin-token); empty: none. */
+  adminTokens: readonly string[];
+  /** Callers on loopback may use /admin/* without a token (--admin-from-loopback). */
+  adminFromLoopback: boolean;
 }
 
 /**
@@ -86,22 +89,9 @@ function startMove(begin: () => Promise<void>): void {
   running.catch(() => {}); // failures are in /admin/move and the log
 }
 
-function isLoopback(address: string | undefined): boolean {
-  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
-}
-
-/** The header that carries the cluster token to the admin routes from outside the pod. */
-export const CLUSTER_TOKEN_HEADER = 'x-quorumkv-cluster-token';
-
 /** The node's HTTP request handler. */
 export function createHandler(opts: AppOptions): RequestListener {
   const { node, log, metrics } = opts;
-  const secret = opts.clusterSecret ? Buffer.from(opts.clusterSecret) : undefined;
-  const hasToken = (req: Request) => {
-    if (!secret) return false;
-    const given = Buffer.from(String(req.get(CLUSTER_TOKEN_HEADER) ?? ''));
-    return given.length === secret.length && timingSafeEqual(given, secret);
-  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -181,17 +171,20 @@ export function createHandler(opts: AppOptions): RequestListener {
       replication_factor: node.config.replicationFactor,
     });
   });
-  app.post('/admin/drain', (req, res) => {
-    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
-      throw new HttpError(403, 'forbidden', 'drain is accepted from this pod (loopback) or with the cluster token');
-    }
+  // ---- admin: every route under /admin passes the one guard first (core/admin-access.ts) --------
+  app.use(
+    '/admin',
+    adminGuard({
+      tokens: opts.adminTokens,
+      fromLoopback: opts.adminFromLoopback,
+      refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)'),
+    }),
+  );
+  app.post('/admin/drain', (_req, res) => {
     node.drain();
     res.json({ draining: true, inflight_requests: kv.inflight() });
   });
   app.post('/admin/repair', json, (req, res) => {
-    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
-      throw new HttpError(403, 'forbidden', 'repair is accepted from this pod (loopback) or with the cluster token');
-    }
     const rangeText = (req.body as { range?: unknown } | undefined)?.range;
     let range: { lo: number; hi: number } | undefined;
     if (rangeText !== undefined) {
@@ -209,18 +202,12 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.get('/admin/repair', (_req, res) => {
     res.json(repairStatus(node));
   });
-  app.post('/admin/decommission', (req, res) => {
-    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
-      throw new HttpError(403, 'forbidden', 'decommission is accepted from this pod (loopback) or with the cluster token');
-    }
+  app.post('/admin/decommission', (_req, res) => {
     const already = node.movement.busy() && node.movement.progress.kind === 'leave';
     startMove(() => node.movement.decommission());
     res.status(202).json({ started: !already, ...moveStatus(node) });
   });
   app.post('/admin/removenode', json, (req, res) => {
-    if (!isLoopback(req.socket.remoteAddress) && !hasToken(req)) {
-      throw new HttpError(403, 'forbidden', 'removenode is accepted from this pod (loopback) or with the cluster token');
-    }
     const body = (req.body ?? {}) as { id?: unknown; force?: unknown };
     if (typeof body.id !== 'string' || body.id === '') throw new HttpError(400, 'invalid_body', 'removenode needs {"id": "<member id>"}');
     const id = body.id;

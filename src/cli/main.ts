@@ -3,7 +3,7 @@
 
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
-import { ConfigError, envName, type Flags, loadConfig, SETTINGS } from '../config';
+import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
 import { ago, percent, table } from './table';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -64,6 +64,11 @@ function program(): Command {
 
   const urlOption = () => new Option('--url <url>', 'A node of the cluster').env('QUORUMKV_URL').default(DEFAULT_URL);
   const consistency = () => new Option('--consistency <level>', 'one, quorum or all').choices(['one', 'quorum', 'all']);
+  const adminToken = () =>
+    new Option(
+      '--admin-token <tokens>',
+      "The node's admin token, sent as Authorization: Bearer (the first of a list; prefer the variable: flags show in ps)",
+    ).env(ADMIN_TOKEN_ENV);
 
   p.command('put')
     .description('Store a value: parsed as JSON when it is valid JSON, else stored as a string')
@@ -123,8 +128,9 @@ function program(): Command {
     .description('Before a pod stops (preStop): fail readiness so Services stop sending, then wait for that to take effect')
     .addOption(urlOption())
     .addOption(new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated').default('5000'))
-    .action(async (o: { url: string; waitMs: string }) => {
-      process.exit(await drain(o.url, Number(o.waitMs)));
+    .addOption(adminToken())
+    .action(async (o: { url: string; waitMs: string; adminToken?: string }) => {
+      process.exit(await drain(o.url, Number(o.waitMs), adminHeaders(o.adminToken)));
     });
 
   p.command('repair')
@@ -133,8 +139,9 @@ function program(): Command {
     .option('--range <lo:hi>', 'Only this token range (as /ring and the logs show them)')
     .option('--no-wait', 'Start it and return')
     .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long').default('3600'))
-    .action(async (o: { url: string; range?: string; wait: boolean; timeoutS: string }) => {
-      process.exit(await repair(o.url, o.range, o.wait, Number(o.timeoutS) * 1000));
+    .addOption(adminToken())
+    .action(async (o: { url: string; range?: string; wait: boolean; timeoutS: string; adminToken?: string }) => {
+      process.exit(await repair(o.url, o.range, o.wait, Number(o.timeoutS) * 1000, adminHeaders(o.adminToken)));
     });
 
   p.command('decommission')
@@ -142,8 +149,9 @@ function program(): Command {
     .addOption(urlOption())
     .option('--no-wait', 'Start it and return')
     .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long (the decommission goes on in the node)').default('3600'))
-    .action(async (o: { url: string; wait: boolean; timeoutS: string }) => {
-      process.exit(await move(o.url, '/admin/decommission', {}, o.wait, Number(o.timeoutS) * 1000));
+    .addOption(adminToken())
+    .action(async (o: { url: string; wait: boolean; timeoutS: string; adminToken?: string }) => {
+      process.exit(await move(o.url, '/admin/decommission', {}, o.wait, Number(o.timeoutS) * 1000, adminHeaders(o.adminToken)));
     });
 
   p.command('removenode')
@@ -153,8 +161,10 @@ function program(): Command {
     .option('--force', 'Even if the member is not marked down (only when you know it is gone: a live one would serve stale data)')
     .option('--no-wait', 'Start it and return')
     .addOption(new Option('--timeout-s <s>', 'Give up waiting after this long (the removal goes on in the node)').default('3600'))
-    .action(async (id: string, o: { url: string; force?: boolean; wait: boolean; timeoutS: string }) => {
-      process.exit(await move(o.url, '/admin/removenode', { id, force: o.force === true }, o.wait, Number(o.timeoutS) * 1000));
+    .addOption(adminToken())
+    .action(async (id: string, o: { url: string; force?: boolean; wait: boolean; timeoutS: string; adminToken?: string }) => {
+      const body = { id, force: o.force === true };
+      process.exit(await move(o.url, '/admin/removenode', body, o.wait, Number(o.timeoutS) * 1000, adminHeaders(o.adminToken)));
     });
 
   p.command('prestop')
@@ -164,15 +174,18 @@ function program(): Command {
     .addOption(urlOption())
     .addOption(new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated').default('5000'))
     .addOption(new Option('--timeout-s <s>', 'Decommission: give up waiting after this long').default('3600'))
-    .action(async (o: { url: string; waitMs: string; timeoutS: string }) => {
-      process.exit(await prestop(o.url, Number(o.waitMs), Number(o.timeoutS) * 1000));
+    .addOption(adminToken())
+    .action(async (o: { url: string; waitMs: string; timeoutS: string; adminToken?: string }) => {
+      process.exit(await prestop(o.url, Number(o.waitMs), Number(o.timeoutS) * 1000, adminHeaders(o.adminToken)));
     });
 
   p.command('status')
     .description('Show the cluster as one node sees it: members, their state, phi and heartbeats')
     .addOption(urlOption())
     .option('--json', 'Print the raw JSON of /cluster')
-    .action(async (o: { url: string; json?: boolean }) => {
+    .addOption(adminToken())
+    .action(async (o: { url: string; json?: boolean; adminToken?: string }) => {
+      const headers = adminHeaders(o.adminToken);
       const c = await fetchJson(o.url, '/cluster');
       if (o.json) return void process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
       const d = c.discovery;
@@ -181,8 +194,12 @@ function program(): Command {
           `discovery ${d.provider}: ${d.complete ? 'complete' : 'searching'}, ` +
           `${d.known_members} known${d.expected_members ? ` of ${d.expected_members} expected` : ''}\n`,
       );
-      const mv = await fetchJson(o.url, '/admin/move');
-      if (mv.move) process.stdout.write(`${moveLine(mv)}\n`);
+      // this node's own move is an admin route: without the admin token, the rest is still shown
+      const mv = await axios
+        .get(`${o.url.replace(/\/+$/, '')}/admin/move`, { timeout: 10_000, headers, validateStatus: () => true })
+        .catch((err: Error) => ({ status: 0, data: { error: { message: err.message } } }));
+      if (mv.status !== 200) process.stdout.write(`(its own move not shown: ${errorText(mv.data)})\n`);
+      else if (mv.data.move) process.stdout.write(`${moveLine(mv.data as MoveStatus)}\n`);
       process.stdout.write('\n');
       const rows = (c.members as ClusterMember[]).map((m) => [
         m.id,
@@ -239,6 +256,29 @@ interface RingMember {
   vnodes: number;
   primary_share: number;
   replica_share: number;
+}
+
+const ADMIN_TOKEN_ENV = 'QUORUMKV_ADMIN_TOKEN';
+
+/**
+ * The Authorization header of the admin routes, from --admin-token or $QUORUMKV_ADMIN_TOKEN (the
+ * node's own list syntax: the first token is sent). None when neither is set: the node decides
+ * (it may trust loopback). A bad list stops the command (exit 2) without echoing it.
+ */
+function adminHeaders(raw: string | undefined): Record<string, string> {
+  if (raw === undefined) return {};
+  try {
+    return { authorization: `Bearer ${parseTokenList(raw)[0]}` };
+  } catch (err) {
+    process.stderr.write(`quorumkv: --admin-token (${ADMIN_TOKEN_ENV}): ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+/** The message of a JSON error reply, else the reply itself. */
+function errorText(data: unknown): string {
+  const message = (data as { error?: { message?: unknown } } | undefined)?.error?.message;
+  return typeof message === 'string' ? message : JSON.stringify(data);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the node's JSON, printed as it comes
@@ -340,14 +380,20 @@ function moveLine(s: MoveStatus): string {
  * failed, or the deadline passes. The move itself lives in the node: losing this command (or the
  * connection) does not stop it, and running the command again follows the same move.
  */
-async function move(url: string, path: string, body: object, wait: boolean, timeoutMs: number): Promise<number> {
+async function move(
+  url: string,
+  path: string,
+  body: object,
+  wait: boolean,
+  timeoutMs: number,
+  headers: Record<string, string>,
+): Promise<number> {
   const base = url.replace(/\/+$/, '');
   const name = path.slice('/admin/'.length);
   try {
-    const started = await axios.post(`${base}${path}`, body, { timeout: 10_000, validateStatus: () => true });
+    const started = await axios.post(`${base}${path}`, body, { timeout: 10_000, headers, validateStatus: () => true });
     if (started.status !== 202) {
-      const e = (started.data as { error?: { message?: string } })?.error;
-      process.stderr.write(`quorumkv ${name}: ${e?.message ?? JSON.stringify(started.data)}\n`);
+      process.stderr.write(`quorumkv ${name}: ${errorText(started.data)}\n`);
       return 1;
     }
     process.stdout.write(`${name} ${started.data.started ? 'started' : 'already under way'} on ${base}\n`);
@@ -362,7 +408,7 @@ async function move(url: string, path: string, body: object, wait: boolean, time
     await new Promise((r) => setTimeout(r, 1000));
     let s: MoveStatus;
     try {
-      s = (await axios.get(`${base}/admin/move`, { timeout: 10_000 })).data as MoveStatus;
+      s = (await axios.get(`${base}/admin/move`, { timeout: 10_000, headers })).data as MoveStatus;
     } catch (err) {
       if (Date.now() > deadline) break;
       process.stdout.write(`(${base} did not answer: ${(err as Error).message}; trying again)\n`);
@@ -390,7 +436,7 @@ async function move(url: string, path: string, body: object, wait: boolean, time
  * from the Kubernetes API with the pod's ServiceAccount) hands its data over and leaves; any other
  * stopping pod (rolling restart, eviction, deletion) only drains, and comes back on its volume.
  */
-async function prestop(url: string, waitMs: number, timeoutMs: number): Promise<number> {
+async function prestop(url: string, waitMs: number, timeoutMs: number, headers: Record<string, string>): Promise<number> {
   const { preStopAction, statefulSetReplicas } = await import('./kube');
   const podName = process.env.POD_NAME;
   let replicas: number | undefined;
@@ -408,12 +454,18 @@ async function prestop(url: string, waitMs: number, timeoutMs: number): Promise<
   }
   const decision = preStopAction(podName ?? '', replicas);
   process.stdout.write(`prestop: ${decision.action}: ${decision.reason}${why ? ` (${why})` : ''}\n`);
-  if (decision.action === 'decommission') return move(url, '/admin/decommission', {}, true, timeoutMs);
-  return drain(url, waitMs);
+  if (decision.action === 'decommission') return move(url, '/admin/decommission', {}, true, timeoutMs, headers);
+  return drain(url, waitMs, headers);
 }
 
 /** Starts a repair on the node and prints its progress until it finishes (or the deadline). */
-async function repair(url: string, range: string | undefined, wait: boolean, timeoutMs: number): Promise<number> {
+async function repair(
+  url: string,
+  range: string | undefined,
+  wait: boolean,
+  timeoutMs: number,
+  headers: Record<string, string>,
+): Promise<number> {
   const base = url.replace(/\/+$/, '');
   type Status = {
     running: boolean;
@@ -430,9 +482,13 @@ async function repair(url: string, range: string | undefined, wait: boolean, tim
     `ranges ${s.ranges_done}/${s.ranges_total} (${s.ranges_differing} differed), keys compared ${s.keys_compared}, repaired ${s.keys_repaired}, ` +
     `bytes sent ${s.bytes_sent}, errors ${s.errors}, hints pending ${s.hints_pending}`;
   try {
-    const started = await axios.post(`${base}/admin/repair`, range ? { range } : {}, { timeout: 10_000, validateStatus: () => true });
+    const started = await axios.post(`${base}/admin/repair`, range ? { range } : {}, {
+      timeout: 10_000,
+      headers,
+      validateStatus: () => true,
+    });
     if (started.status !== 202) {
-      process.stderr.write(`quorumkv repair: ${JSON.stringify(started.data)}\n`);
+      process.stderr.write(`quorumkv repair: ${errorText(started.data)}\n`);
       return 1;
     }
     process.stdout.write(`repair ${started.data.started ? 'started' : 'already running'} on ${base}\n`);
@@ -440,7 +496,7 @@ async function repair(url: string, range: string | undefined, wait: boolean, tim
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
-      const s = (await axios.get(`${base}/admin/repair`, { timeout: 10_000 })).data as Status;
+      const s = (await axios.get(`${base}/admin/repair`, { timeout: 10_000, headers })).data as Status;
       process.stdout.write(`${s.running ? 'running' : 'done'}: ${line(s)}\n`);
       if (!s.running) return s.errors > 0 ? 1 : 0;
       if (Date.now() > deadline) {
@@ -455,11 +511,15 @@ async function repair(url: string, range: string | undefined, wait: boolean, tim
 }
 
 /** preStop: readiness fails at once (the reply confirms it), then wait for endpoints to catch up. */
-async function drain(url: string, waitMs: number): Promise<number> {
+async function drain(url: string, waitMs: number, headers: Record<string, string>): Promise<number> {
   const base = url.replace(/\/+$/, '');
   const started = Date.now();
   try {
-    await axios.post(`${base}/admin/drain`, undefined, { timeout: 2000 });
+    const res = await axios.post(`${base}/admin/drain`, undefined, { timeout: 2000, headers, validateStatus: () => true });
+    if (res.status !== 200) {
+      process.stderr.write(`quorumkv drain: ${base}: ${res.status} ${errorText(res.data)}\n`);
+      return 1;
+    }
   } catch (err) {
     process.stderr.write(`quorumkv drain: ${base}: ${(err as Error).message}\n`);
     return 1;

@@ -143,7 +143,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
   const distance = config.internodePort - config.port;
   const transport = new PeerTransport({
     nodeId: config.nodeId,
-    clusterToken: config.clusterSecret,
+    clusterTokens: config.clusterSecret ?? [],
     peerAddress: (apiAddress) => internodeAddress(apiAddress, distance),
     log,
     metrics,
@@ -190,12 +190,13 @@ export async function serve(config: ServeConfig): Promise<Running> {
     metrics,
     maxValueBytes: config.maxValueBytes,
     maxInflightRequests: config.maxInflightRequests,
-    clusterSecret: config.clusterSecret,
+    adminTokens: config.adminToken ?? [],
+    adminFromLoopback: config.adminFromLoopback,
   });
   // The internode port opens first: a node never advertises an API its peers cannot reach.
   const peerServer = new PeerServer({
     nodeId: config.nodeId,
-    clusterToken: config.clusterSecret,
+    clusterTokens: config.clusterSecret ?? [],
     handle: (msg) => node.handle(msg),
     log,
     metrics,
@@ -240,6 +241,17 @@ export async function serve(config: ServeConfig): Promise<Running> {
     { config: redacted(config) },
     `quorumkv listening on ${config.host}:${config.port} (API) and ${config.host}:${config.internodePort} (internode), advertised as ${config.advertiseAddress}`,
   );
+  if (config.adminFromLoopback) {
+    log.warn(
+      {},
+      'admin routes (/admin/*) trust every caller on loopback (--admin-from-loopback): for local clusters; behind a service-mesh sidecar every client is on loopback',
+    );
+  } else if (config.adminToken === undefined) {
+    log.warn(
+      {},
+      'admin routes (/admin/*) are disabled: set --admin-token (QUORUMKV_ADMIN_TOKEN) to use drain, repair, decommission, removenode',
+    );
+  }
   node.setServing(true);
   node.start();
 

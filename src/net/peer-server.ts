@@ -29,7 +29,9 @@ import {
   PROOF_BYTES,
   PROTOCOL_VERSION,
   proof,
-  proofMatches,
+  proofMatchesAny,
+  provenToken,
+  ROTATION_HINT,
   typeOfCode,
   writeFrame,
 } from './protocol';
@@ -37,7 +39,8 @@ import { FrameSplitter } from './wire';
 
 export interface PeerServerOptions {
   nodeId: string;
-  clusterToken: string | undefined;
+  /** The cluster tokens, `current[,next]`: the first is proven to clients, a client proving any is let in; empty when there is none. */
+  clusterTokens: readonly string[];
   /** Answers one request (the node's protocol handler). */
   handle: (msg: Message) => Promise<unknown>;
   log: Logger;
@@ -331,7 +334,6 @@ class ServerConnection {
     const v = opts.versions ?? { min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION };
     const chosen = Math.min(theirMax, v.max);
     const ok = chosen >= Math.max(theirMin, v.min);
-    const token = opts.clusterToken ?? '';
     const reply = new OutBuffer(128);
     const at = reply.reserve32();
     reply.u8(Kind.challenge);
@@ -340,7 +342,7 @@ class ServerConnection {
     reply.u16(v.min);
     reply.u16(v.max);
     reply.bytes(this.nonce);
-    reply.bytes(proof(token, 'server', this.clientNonce, this.nonce));
+    reply.bytes(proof(provenToken(opts.clusterTokens), 'server', this.clientNonce, this.nonce));
     reply.str(opts.nodeId, 1);
     reply.patch32(at, reply.length - at - 4);
     if (!ok) {
@@ -376,9 +378,9 @@ class ServerConnection {
     const opts = this.server.options;
     const reply = new OutBuffer(128);
     const at = reply.reserve32();
-    if (!proofMatches(given, proof(opts.clusterToken ?? '', 'client', this.nonce, this.clientNonce))) {
+    if (!proofMatchesAny(given, opts.clusterTokens, 'client', this.nonce, this.clientNonce)) {
       reply.u8(Kind.refused);
-      reply.str(`the cluster token differs from ${opts.nodeId}'s (check QUORUMKV_CLUSTER_SECRET on both)`, 2);
+      reply.str(`the cluster token differs from ${opts.nodeId}'s (check QUORUMKV_CLUSTER_SECRET on both; ${ROTATION_HINT})`, 2);
       reply.patch32(at, reply.length - at - 4);
       this.socket.end(reply.take());
       this.state = 'closed';

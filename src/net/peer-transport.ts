@@ -29,7 +29,9 @@ import {
   PROOF_BYTES,
   PROTOCOL_VERSION,
   proof,
-  proofMatches,
+  proofMatchesAny,
+  provenToken,
+  ROTATION_HINT,
   writeFrame,
 } from './protocol';
 import { type Transport, TransportError, type TransportFailure } from './transport';
@@ -38,8 +40,11 @@ import { FrameSplitter } from './wire';
 export interface PeerTransportOptions {
   /** This node's id, told to peers in the handshake (for their logs). */
   nodeId: string;
-  /** The cluster token both ends must hold; undefined on a cluster without one (then no peer may have one). */
-  clusterToken: string | undefined;
+  /**
+   * The cluster tokens, `current[,next]`: this end proves the first and accepts a peer proving any;
+   * empty on a cluster without one (then no peer may have one).
+   */
+  clusterTokens: readonly string[];
   /** The internode address of the node whose API address is given (members are known by their API address). */
   peerAddress: (apiAddress: string) => string;
   log: Logger;
@@ -280,7 +285,6 @@ class PeerConnection {
 
   private onHandshake(kind: number, r: Reader): void {
     const opts = this.transport.options;
-    const token = opts.clusterToken ?? '';
     if (kind === Kind.challenge) {
       const status = r.u8('status');
       const chosen = r.u16('version');
@@ -299,8 +303,8 @@ class PeerConnection {
         this.refused(message);
         return;
       }
-      if (!proofMatches(theirProof, proof(token, 'server', this.nonce, theirNonce))) {
-        const message = `${this.label} (${theirId}) does not hold this cluster's token (its handshake proof does not match): check QUORUMKV_CLUSTER_SECRET on both`;
+      if (!proofMatchesAny(theirProof, opts.clusterTokens, 'server', this.nonce, theirNonce)) {
+        const message = `${this.label} (${theirId}) does not hold this cluster's token (its handshake proof does not match): check QUORUMKV_CLUSTER_SECRET on both; ${ROTATION_HINT}`;
         opts.log.error({ peer: this.label, address: this.peer }, message);
         // tell the server why, so its log says so too
         const notice = new OutBuffer(128);
@@ -315,7 +319,7 @@ class PeerConnection {
       const auth = new OutBuffer(64);
       const at = auth.reserve32();
       auth.u8(Kind.auth);
-      auth.bytes(proof(token, 'client', theirNonce, this.nonce));
+      auth.bytes(proof(provenToken(opts.clusterTokens), 'client', theirNonce, this.nonce));
       auth.patch32(at, auth.length - at - 4);
       this.socket.write(auth.take());
       return;

@@ -13,7 +13,11 @@
 //   server: READY, or REFUSED with the reason, and closes
 //
 // Each side proves it holds the cluster token without sending it (memberlist's ProtocolVersion
-// exchange, with the token as an HMAC key instead of a header on every request). After READY,
+// exchange, with the token as an HMAC key instead of a header on every request). A node may hold
+// two tokens while the cluster moves from one to another (`current,next`): it proves the first and
+// accepts a proof made with either, so members holding A, `A,B`, `B,A` and B meet wherever their
+// lists overlap (a rotation A -> B is two rolling restarts: every node `A,B`, then every node
+// `B,A`; then B alone). After READY,
 // frames in both directions: `u32 length ‖ u8 kind ‖ u32 request id ‖ u8 message code ‖ body`.
 // Requests and replies are matched by id, so any number share one connection.
 
@@ -56,6 +60,32 @@ export function proof(token: string, role: 'server' | 'client', first: Buffer, s
 
 export function proofMatches(given: Buffer, expected: Buffer): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** For refusals: the rotation mistake that looks like a wrong token. */
+export const ROTATION_HINT = 'in a rotation A -> B every node must hold A,B before any holds B,A';
+
+/** The token a node proves: the first of its list ('' on a cluster without one). */
+export function provenToken(tokens: readonly string[]): string {
+  return tokens[0] ?? '';
+}
+
+/**
+ * Whether `given` is a proof made with any token of the list (with '' when the list is empty).
+ * Every token is tried, whichever matches: the time taken does not say which one did.
+ */
+export function proofMatchesAny(
+  given: Buffer,
+  tokens: readonly string[],
+  role: 'server' | 'client',
+  first: Buffer,
+  second: Buffer,
+): boolean {
+  let matched = false;
+  for (const token of tokens.length === 0 ? [''] : tokens) {
+    if (proofMatches(given, proof(token, role, first, second))) matched = true;
+  }
+  return matched;
 }
 
 // ---- message bodies ----------------------------------------------------------------------------

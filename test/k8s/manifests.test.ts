@@ -485,7 +485,7 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
       nodeId: 'quorumkv-0',
       namespace: k.namespace,
       advertiseAddress: `10.0.0.5:${container.ports[0].containerPort}`,
-      clusterSecret: 'x',
+      clusterSecret: ['x'], // a list: current[,next]
     });
   });
 

@@ -1,4 +1,4 @@
-import { ConfigError, envName, loadConfig, SETTINGS } from '../../src/config';
+import { ConfigError, envName, loadConfig, redacted, SETTINGS } from '../../src/config';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -78,6 +78,51 @@ describe('serve configuration', () => {
   test('the cluster secret is never echoed in an error', () => {
     const p = problems(() => loadConfig({ nodeId: 'a', clusterSecret: '   ' }, {}));
     expect(p[0]).toContain('(hidden)');
+  });
+
+  test('the cluster secret and the admin token take current[,next]; the admin routes trust loopback only when asked', () => {
+    const c = loadConfig({ nodeId: 'a', clusterSecret: 'tok-A,tok-B' }, { QUORUMKV_ADMIN_TOKEN: 'adm-1' });
+    expect([c.clusterSecret, c.adminToken, c.adminFromLoopback]).toEqual([['tok-A', 'tok-B'], ['adm-1'], false]);
+    const none = loadConfig({ nodeId: 'a' }, {});
+    expect([none.clusterSecret, none.adminToken, none.adminFromLoopback]).toEqual([undefined, undefined, false]);
+    expect(loadConfig({ nodeId: 'a' }, { QUORUMKV_ADMIN_FROM_LOOPBACK: 'true' }).adminFromLoopback).toBe(true);
+  });
+
+  test.each([
+    ['tok-A,', 'token 2 of 2 is empty'],
+    [',tok-A', 'token 1 of 2 is empty'],
+    ['', 'the token is empty'],
+    ['tok-A,,tok-B', 'token 2 of 3 is empty'],
+    ['tok-A, tok-B', 'token 2 of 2 contains whitespace'],
+    ['tok-A\n', 'the token contains whitespace'],
+    ['tok-A,tok-A', 'lists the same token twice'],
+    ['tok-A,tok-B,tok-C', 'holds 3 tokens; at most 2 (current[,next])'],
+  ])('the token list %j is refused (%s), naming the setting and never the tokens', (raw, why) => {
+    for (const [flag, variable, key] of [
+      ['cluster-secret', 'QUORUMKV_CLUSTER_SECRET', 'clusterSecret'],
+      ['admin-token', 'QUORUMKV_ADMIN_TOKEN', 'adminToken'],
+    ] as const) {
+      const fromFlag = problems(() => loadConfig({ nodeId: 'a', [key]: raw }, {}));
+      expect(fromFlag).toHaveLength(1);
+      const line = fromFlag[0] as string;
+      expect(line.startsWith(`--${flag} (${variable}): from --${flag}: must be current[,next]: `)).toBe(true);
+      expect(line).toContain(why);
+      expect(line.endsWith('; got (hidden)')).toBe(true);
+      const fromEnv = problems(() => loadConfig({ nodeId: 'a' }, { [variable]: raw }));
+      expect(fromEnv[0]).toContain(`from ${variable}: `);
+      for (const l of [...fromFlag, ...fromEnv]) expect(l).not.toMatch(/tok-[ABC]/);
+    }
+  });
+
+  test('the logged config hides every token of every secret list, and shows how many there are', () => {
+    const c = loadConfig({ nodeId: 'a', clusterSecret: 'tok-A,tok-B', adminToken: 'adm-1' }, {});
+    const shown = redacted(c);
+    expect({ clusterSecret: shown.clusterSecret, adminToken: shown.adminToken }).toEqual({
+      clusterSecret: ['(hidden)', '(hidden)'],
+      adminToken: ['(hidden)'],
+    });
+    expect(JSON.stringify(shown)).not.toMatch(/tok-|adm-1/);
+    expect(redacted(loadConfig({ nodeId: 'a' }, {})).clusterSecret).toBeUndefined();
   });
 
   test('bad node ids are refused', () => {

@@ -45,6 +45,7 @@ const open: Pair[] = [];
 async function pair(
   opts: {
     handle?: (msg: Message) => Promise<unknown>;
+    /** As --cluster-secret takes it: `current[,next]`. */
     serverToken?: string;
     clientToken?: string;
     serverVersions?: { min: number; max: number };
@@ -57,7 +58,7 @@ async function pair(
   const metrics = new Metrics();
   const server = new PeerServer({
     nodeId: 'server',
-    clusterToken: opts.serverToken,
+    clusterTokens: opts.serverToken?.split(',') ?? [],
     handle: opts.handle ?? (async (msg) => (msg.type === 'read' ? { record: null } : { applied: true })),
     log: serverLog,
     metrics,
@@ -68,7 +69,7 @@ async function pair(
   await server.listen(port, HOST);
   const transport = new PeerTransport({
     nodeId: 'client',
-    clusterToken: opts.clientToken,
+    clusterTokens: opts.clientToken?.split(',') ?? [],
     peerAddress: (a) => `${a.split(':')[0]}:${Number(a.split(':')[1]) + 1}`,
     log: clientLog,
     metrics,
@@ -251,6 +252,50 @@ test('peers with different cluster tokens refuse each other, each saying why, an
   } finally {
     tap.close();
   }
+});
+
+test('a node holding current,next lets in peers proving either, and refuses a third token, in both directions', async () => {
+  // what a rotation A -> B meets: nodes holding A, then A,B, then B,A, then B
+  const connects = async (serverToken: string, clientToken: string) => {
+    const { transport, api } = await pair({ serverToken, clientToken });
+    try {
+      await transport.send(api, read('k'), 2000);
+      return 'ok';
+    } catch (err) {
+      expect(err).toBeInstanceOf(TransportError);
+      expect((err as TransportError).kind).toBe('rejected');
+      return 'refused';
+    }
+  };
+  const seen: Record<string, string> = {};
+  for (const [server, client] of [
+    ['tok-A', 'tok-A,tok-B'], // first restart: the new list meets the old token
+    ['tok-A,tok-B', 'tok-A'],
+    ['tok-A,tok-B', 'tok-B,tok-A'], // second restart: lists in either order
+    ['tok-B,tok-A', 'tok-A,tok-B'],
+    ['tok-B,tok-A', 'tok-B'], // the old token dropped
+    ['tok-B', 'tok-B,tok-A'],
+    ['tok-A,tok-B', 'tok-C'], // a third token: refused by the server...
+    ['tok-C', 'tok-A,tok-B'], // ...and by the client
+    ['tok-A,tok-B', 'tok-C,tok-D'],
+    ['tok-A', 'tok-B,tok-A'], // why a rotation takes two restarts: B-first cannot meet A-only
+    ['tok-B,tok-A', 'tok-A'],
+  ]) {
+    seen[`${server} <- ${client}`] = await connects(server as string, client as string);
+  }
+  expect(seen).toEqual({
+    'tok-A <- tok-A,tok-B': 'ok',
+    'tok-A,tok-B <- tok-A': 'ok',
+    'tok-A,tok-B <- tok-B,tok-A': 'ok',
+    'tok-B,tok-A <- tok-A,tok-B': 'ok',
+    'tok-B,tok-A <- tok-B': 'ok',
+    'tok-B <- tok-B,tok-A': 'ok',
+    'tok-A,tok-B <- tok-C': 'refused',
+    'tok-C <- tok-A,tok-B': 'refused',
+    'tok-A,tok-B <- tok-C,tok-D': 'refused',
+    'tok-A <- tok-B,tok-A': 'refused',
+    'tok-B,tok-A <- tok-A': 'refused',
+  });
 });
 
 test('a version mismatch is refused with a clear line on both sides', async () => {
