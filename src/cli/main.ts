@@ -281,6 +281,7 @@ async function healthCheck(probe: string, url: string, timeoutMs: number, rule: 
       storageOpen: body.storage_open === true,
       serving: body.serving === true,
       discoveryTried: body.discovery_tried === true,
+      ...(typeof body.discovery_problem === 'string' ? { discoveryProblem: body.discovery_problem } : {}),
       knownMembers: Number(body.known_members),
       ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
     });
