@@ -30,6 +30,17 @@ function program(): Command {
         }
         throw err;
       }
+      // The heap follows the container's memory limit (heap.ts): run again with it when needed.
+      const { heapFlags, runAgainWith } = await import('./heap');
+      let flagsForHeap: string[] | undefined;
+      try {
+        flagsForHeap = heapFlags(process.env, process.execArgv);
+      } catch (err) {
+        process.stderr.write(`quorumkv serve: ${(err as Error).message}
+`);
+        process.exit(2);
+      }
+      if (flagsForHeap) process.exit(await runAgainWith(flagsForHeap));
       try {
         // loaded here so health probes and client commands do not pay for express, lmdb and pino
         const { serve } = await import('./serve');
