@@ -1,4 +1,4 @@
-# quorumkv image: `docker build -t quorumkv:0.1.0 .` (the tag k8s/statefulset.yaml runs).
+# quorumkv image: `docker build -t quorumkv:0.1.0 .` (the tag k8s/base/statefulset.yaml runs).
 # Reproduced without a Docker engine by scripts/image-build.ts (node dist/scripts/image-build.js),
 # which interprets this file: keep to the instructions it knows (FROM .. AS, WORKDIR, COPY
 # [--from], RUN in shell form with relative paths only, ENV, USER, VOLUME, EXPOSE, ENTRYPOINT and
@@ -32,7 +32,7 @@ COPY package.json package-lock.json ./
 # build stage's node_modules: nothing of the toolchain can leak into the image.
 RUN npm install --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist dist
-# `quorumkv` on PATH, as the probes and preStop in k8s/statefulset.yaml call it. npm does not
+# `quorumkv` on PATH, as the probes and preStop in k8s/base/statefulset.yaml call it. npm does not
 # link a project's own "bin" on install, so link it by hand (tsc does not keep the execute bit).
 RUN chmod +x dist/src/cli/main.js && mkdir -p bin && ln -s ../dist/src/cli/main.js bin/quorumkv
 ENV PATH=/app/bin:$PATH

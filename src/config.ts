@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { quorumOf } from './core/quorum';
+import { systemClusterDomain } from './discovery/cluster-domain';
 
 export interface ServeConfig {
   nodeId: string;
@@ -260,8 +261,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'cluster-domain',
     arg: '<domain>',
     description: 'Cluster DNS domain (statefulset discovery)',
-    defaultText: 'cluster.local',
-    fallback: () => 'cluster.local',
+    defaultText: 'the svc.<domain> search entry of /etc/resolv.conf (a pod has one), else cluster.local',
+    fallback: () => systemClusterDomain(),
     parse: nonEmpty,
   },
   {

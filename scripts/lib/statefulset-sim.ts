@@ -1,5 +1,6 @@
 // A kubelet and StatefulSet controller in miniature, for the manifests in k8s/: no API server can
-// run here, so this reads the manifests and does what Kubernetes would do with them, with real
+// run here, so this renders a kustomization (`kubectl kustomize <dir>`, k8s/ unless told otherwise)
+// and does what Kubernetes would do with the objects, with real
 // `quorumkv serve` processes as the pods and a real DNS server (dnsmasq) as cluster DNS.
 //
 // What it follows from the manifests: replicas, podManagementPolicy (OrderedReady creates pod i
@@ -34,11 +35,15 @@
 // KUBERNETES_SERVICE_HOST/PORT (here the fake API server on 127.0.0.1) in every container; the
 // service-account directory cannot be mounted at /var/run/secrets/kubernetes.io/serviceaccount on
 // a shared machine, so QUORUMKV_SERVICEACCOUNT_DIR points at the fake's (when the token is mounted,
-// i.e. automountServiceAccountToken is not false). `timeScale` shrinks probe periods,
+// i.e. automountServiceAccountToken is not false). The Secret the pods read is made by hand at
+// install time, not by the manifests: the simulator makes it (`secrets`, random tokens by default).
+// The cluster domain is cluster.local (dnsmasq's zone): QUORUMKV_CLUSTER_DOMAIN says so, since this
+// machine's /etc/resolv.conf, unlike a pod's, has no `svc.<domain>` search entry to read it from. `timeScale` shrinks probe periods,
 // initial delays, back-off and the termination grace period (not probe timeouts) to make runs
 // faster; 1 is the manifest's timing.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,7 +55,14 @@ import { find, type K8sObject, loadManifests } from './manifests';
 export type Policy = 'OrderedReady' | 'Parallel';
 
 export interface StatefulSetSimOptions {
+  /** A kustomization directory, rendered with `kubectl kustomize` (default: k8s/). */
   manifests?: string;
+  /**
+   * The Secrets that exist in the namespace besides the manifests' own, by name and key (what
+   * `kubectl create secret` made at install time). Default: Secret quorumkv with random
+   * cluster-secret and admin-token values, as README's install step makes it.
+   */
+  secrets?: Record<string, Record<string, string>>;
   podManagementPolicy?: Policy;
   replicas?: number;
   /** `naive` runs the readiness probe with --rule naive: the seed design's deadlock. */
@@ -150,6 +162,8 @@ export class SimPod {
 export class StatefulSetSim {
   readonly timeline: string[] = [];
   private readonly objects: K8sObject[];
+  /** The Secrets made at install time (`secrets` option), by name and key. */
+  readonly secrets: Record<string, Record<string, string>>;
   private readonly sts: K8sObject;
   private readonly container: Record<string, unknown>;
   private readonly namespace: string;
@@ -192,6 +206,9 @@ export class StatefulSetSim {
 
   constructor(private readonly opts: StatefulSetSimOptions) {
     this.objects = loadManifests(opts.manifests ?? path.join(repoRoot(), 'k8s'));
+    this.secrets = opts.secrets ?? {
+      quorumkv: { 'cluster-secret': randomBytes(32).toString('hex'), 'admin-token': randomBytes(32).toString('hex') },
+    };
     this.sts = find(this.objects, 'StatefulSet');
     const spec = this.sts.spec;
     this.namespace = this.sts.metadata.namespace ?? 'default';
@@ -522,9 +539,7 @@ export class StatefulSetSim {
         env[name] =
           field === 'metadata.name' ? pod.name : field === 'metadata.namespace' ? this.namespace : field === 'status.podIP' ? pod.ip : '';
       } else if (vf?.secretKeyRef) {
-        const secret = find(this.objects, 'Secret', vf.secretKeyRef.name);
-        const key = vf.secretKeyRef.key as string;
-        env[name] = secret.stringData?.[key] ?? Buffer.from(secret.data?.[key] ?? '', 'base64').toString();
+        env[name] = this.secretValue(vf.secretKeyRef.name as string, vf.secretKeyRef.key as string);
       } else if (vf?.configMapKeyRef) {
         env[name] = find(this.objects, 'ConfigMap', vf.configMapKeyRef.name).data?.[vf.configMapKeyRef.key as string] ?? '';
       }
@@ -533,10 +548,22 @@ export class StatefulSetSim {
     env.QUORUMKV_HOST = pod.ip;
     env.QUORUMKV_DATA_DIR = pod.dataDir;
     env.QUORUMKV_DNS_SERVER = this.dns?.address ?? '';
+    env.QUORUMKV_CLUSTER_DOMAIN = 'cluster.local';
     if (this.mountToken && this.kubeApi) env.QUORUMKV_SERVICEACCOUNT_DIR = this.kubeApi.serviceAccountDir;
     Object.assign(env, this.opts.env ?? {});
     Object.assign(env, this.templateEnvOf(pod.revision));
     return env;
+  }
+
+  /** A Secret's value as kubelet would read it; a missing one fails the pod like CreateContainerConfigError. */
+  private secretValue(name: string, key: string): string {
+    const made = this.secrets[name];
+    if (made) {
+      if (made[key] === undefined) throw new Error(`secret "${name}" has no key "${key}"`);
+      return made[key];
+    }
+    const secret = find(this.objects, 'Secret', name);
+    return secret.stringData?.[key] ?? Buffer.from(secret.data?.[key] ?? '', 'base64').toString();
   }
 
   /** The manifest's command, with the image's `quorumkv` being this repository's compiled CLI. */

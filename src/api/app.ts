@@ -148,6 +148,7 @@ export function createHandler(opts: AppOptions): RequestListener {
       storage_open: i.storageOpen,
       serving: i.serving,
       discovery_tried: i.discoveryTried,
+      ...(i.discoveryProblem !== undefined ? { discovery_problem: i.discoveryProblem } : {}),
       known_members: i.knownMembers,
       member_status: i.memberStatus,
     });

@@ -30,6 +30,17 @@ function program(): Command {
         }
         throw err;
       }
+      // The heap follows the container's memory limit (heap.ts): run again with it when needed.
+      const { heapFlags, runAgainWith } = await import('./heap');
+      let flagsForHeap: string[] | undefined;
+      try {
+        flagsForHeap = heapFlags(process.env, process.execArgv);
+      } catch (err) {
+        process.stderr.write(`quorumkv serve: ${(err as Error).message}
+`);
+        process.exit(2);
+      }
+      if (flagsForHeap) process.exit(await runAgainWith(flagsForHeap));
       try {
         // loaded here so health probes and client commands do not pay for express, lmdb and pino
         const { serve } = await import('./serve');
@@ -321,6 +332,7 @@ async function healthCheck(probe: string, url: string, timeoutMs: number, rule: 
       storageOpen: body.storage_open === true,
       serving: body.serving === true,
       discoveryTried: body.discovery_tried === true,
+      ...(typeof body.discovery_problem === 'string' ? { discoveryProblem: body.discovery_problem } : {}),
       knownMembers: Number(body.known_members),
       ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
     });

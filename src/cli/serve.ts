@@ -5,6 +5,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } f
 import http from 'node:http';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { createHandler } from '../api/app';
 import { guardHttp, hostProblem, sendError, trackRequest } from '../api/errors';
 import { redacted, type ServeConfig } from '../config';
@@ -140,6 +141,12 @@ export async function serve(config: ServeConfig): Promise<Running> {
   const unlock = lockDataDir(config.dataDir);
   const store = LmdbStore.open({ path: config.dataDir });
   const metrics = new Metrics();
+  // What the heap may grow to: follows the container's memory limit in a pod (heap.ts).
+  metrics.gauge(
+    'quorumkv_heap_limit_bytes',
+    'Largest size the V8 heap may grow to (--max-old-space-size and the young generation)',
+    () => getHeapStatistics().heap_size_limit,
+  );
   const distance = config.internodePort - config.port;
   const transport = new PeerTransport({
     nodeId: config.nodeId,

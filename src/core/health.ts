@@ -34,6 +34,11 @@ export interface StartupInput {
   serving: boolean;
   /** The first discovery round has finished (whatever it found). */
   discoveryTried: boolean;
+  /**
+   * Discovery's settings cannot be right (statefulset: this pod's own name does not resolve, so
+   * the headless Service, namespace or cluster domain is wrong), naming the setting to check.
+   */
+  discoveryProblem?: string | undefined;
   /** Members this node knows, itself included (remembered from disk or learned). */
   knownMembers: number;
   /** Its status in the ring; `undecided` while a fresh node looks at the cluster before joining. */
@@ -48,6 +53,9 @@ export interface StartupInput {
 export function startup(i: StartupInput): Verdict {
   if (!i.storageOpen) return { ok: false, reason: 'starting: storage not open' };
   if (!i.serving) return { ok: false, reason: 'starting: API not serving yet' };
+  // Before anything that could pass: a pod that cannot find its siblings must never look started
+  // (it would go Ready alone, a cluster of one behind the shared client Service).
+  if (i.discoveryProblem !== undefined) return { ok: false, reason: `not started: ${i.discoveryProblem}` };
   if (i.memberStatus === 'undecided') {
     return { ok: false, reason: 'starting: fresh data directory; looking at the cluster to start one or join it' };
   }

@@ -35,6 +35,50 @@ function sortKey(address: string): { ip: number | undefined; port: number } {
   return { ip, port };
 }
 
+/** The DNS error code of a failed lookup (ENOTFOUND, ENODATA, ...), if it has one. */
+export function dnsCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+/**
+ * A name's addresses: its A records, or, when it has none (ENODATA, or an empty answer: the pod
+ * has no IPv4 address), its AAAA records. A name that does not exist (ENOTFOUND) is not asked
+ * again for AAAA. Rejects with one line saying what each query answered.
+ */
+export async function resolveAddresses(
+  resolver: { resolve4(n: string): Promise<string[]>; resolve6(n: string): Promise<string[]> },
+  name: string,
+): Promise<string[]> {
+  let v4Problem: string;
+  try {
+    const ips = await resolver.resolve4(name);
+    if (ips.length > 0) return ips;
+    v4Problem = `A ${name}: no addresses`;
+  } catch (err) {
+    if (dnsCode(err) !== 'ENODATA') throw new LookupError(describeLookupError('A', name, err), dnsCode(err));
+    v4Problem = describeLookupError('A', name, err);
+  }
+  try {
+    const ips = await resolver.resolve6(name);
+    if (ips.length > 0) return ips;
+    throw new LookupError(`${v4Problem}; AAAA ${name}: no addresses`, 'ENODATA');
+  } catch (err) {
+    if (err instanceof LookupError) throw err;
+    throw new LookupError(`${v4Problem}; ${describeLookupError('AAAA', name, err)}`, dnsCode(err));
+  }
+}
+
+/** A failed lookup, described (`message`), with the DNS code of the last answer. */
+export class LookupError extends Error {
+  override name = 'LookupError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
 const dnsCodeMeaning: Record<string, string> = {
   ENOTFOUND: 'no such name',
   ENODATA: 'the name has no records of this type',
@@ -45,7 +89,7 @@ const dnsCodeMeaning: Record<string, string> = {
 };
 
 /** One line for a failed lookup: `A kv.test: ENOTFOUND (no such name)`. */
-export function describeLookupError(type: 'A' | 'SRV', name: string, err: unknown): string {
+export function describeLookupError(type: 'A' | 'AAAA' | 'SRV', name: string, err: unknown): string {
   const code = typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
   if (code !== undefined) return `${type} ${name}: ${code}${dnsCodeMeaning[code] ? ` (${dnsCodeMeaning[code]})` : ''}`;
   return `${type} ${name}: ${err instanceof Error ? err.message : String(err)}`;

@@ -6,6 +6,12 @@ export interface Candidates {
   addresses: string[];
   /** Human-readable reasons some names did not resolve (for logs); never throws for those. */
   problems: string[];
+  /**
+   * Set when the settings cannot be right: this node's own name, which the provider expects to
+   * resolve, does not exist (statefulset: the headless Service, namespace or cluster domain is
+   * wrong). The node must then neither start a cluster nor join one, and say this in its startup probe.
+   */
+  selfProblem?: string;
 }
 
 export interface Discovery {

@@ -1,8 +1,8 @@
 // Peers from one DNS name, as Cassandra's and Consul's cloud providers do: the A records of a
 // headless Service (one per pod, ready or not, when the Service sets publishNotReadyAddresses),
-// or an SRV name when the port is published too.
+// or an SRV name when the port is published too. AAAA records when a name has no A record (IPv6).
 
-import { assertPort, describeLookupError, hostPort, uniqueSorted } from './address';
+import { assertPort, describeLookupError, hostPort, LookupError, resolveAddresses, uniqueSorted } from './address';
 import type { Candidates, Discovery } from './discovery';
 import type { Resolver } from './resolver';
 
@@ -37,10 +37,10 @@ export class DnsDiscovery implements Discovery {
   private async fromA(): Promise<Candidates> {
     const { name, port, resolver } = this.opts;
     try {
-      const ips = await resolver.resolve4(name);
+      const ips = await resolveAddresses(resolver, name);
       return { addresses: uniqueSorted(ips.map((ip) => hostPort(ip, port))), problems: [] };
     } catch (err) {
-      return { addresses: [], problems: [describeLookupError('A', name, err)] };
+      return { addresses: [], problems: [err instanceof LookupError ? err.message : describeLookupError('A', name, err)] };
     }
   }
 
@@ -58,9 +58,9 @@ export class DnsDiscovery implements Discovery {
     await Promise.all(
       records.map(async (srv) => {
         try {
-          for (const ip of await resolver.resolve4(srv.name)) addresses.push(hostPort(ip, srv.port));
+          for (const ip of await resolveAddresses(resolver, srv.name)) addresses.push(hostPort(ip, srv.port));
         } catch (err) {
-          problems.push(`${describeLookupError('A', srv.name, err)} (target of SRV ${name})`);
+          problems.push(`${err instanceof LookupError ? err.message : describeLookupError('A', srv.name, err)} (target of SRV ${name})`);
         }
       }),
     );

@@ -2,10 +2,12 @@
 // table and integration tests from a real server (test/helpers/dnsmasq.ts).
 
 import { Resolver as DnsResolver } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 
 export interface Resolver {
   resolve4(name: string): Promise<string[]>;
+  /** AAAA records: a pod of an IPv6-only cluster has no A record. */
+  resolve6(name: string): Promise<string[]>;
   resolveSrv(name: string): Promise<Array<{ name: string; port: number; priority: number; weight: number }>>;
 }
 
@@ -42,6 +44,11 @@ export function createResolver(server?: string, timeoutMs: number = DEFAULT_DNS_
       // CoreDNS in a cluster) need not know it, and c-ares does not read /etc/hosts here.
       if (/^localhost\.?$/i.test(name)) return ['127.0.0.1'];
       return dns.resolve4(name);
+    },
+    async resolve6(name) {
+      if (isIPv6(name)) return [name];
+      if (/^localhost\.?$/i.test(name)) return ['::1'];
+      return dns.resolve6(name);
     },
     resolveSrv(name) {
       return dns.resolveSrv(name);

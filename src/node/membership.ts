@@ -59,6 +59,8 @@ export interface DiscoveryStatus {
   known: number;
   candidates: string[];
   problems: string[];
+  /** The provider says the settings cannot be right (this node's own name does not resolve). */
+  selfProblem?: string;
 }
 
 function storable(entries: MemberEntry[], selfId: string): StoredMember[] {
@@ -91,6 +93,7 @@ export class Membership {
   private candidates: string[] = [];
   private candidatesFetched = false;
   private problems: string[] = [];
+  private selfProblem: string | undefined;
   private wasComplete = false;
   /** The first discovery round has finished (startup probe: the node has tried to join). */
   private firstRoundDone = false;
@@ -230,11 +233,17 @@ export class Membership {
       known: this.table.size(),
       candidates: [...this.candidates],
       problems: [...this.problems],
+      ...(this.selfProblem !== undefined ? { selfProblem: this.selfProblem } : {}),
     };
   }
 
   discoveryTried(): boolean {
     return this.firstRoundDone;
+  }
+
+  /** Why the discovery settings cannot be right, as of the last round (startup probe); undefined when they can. */
+  discoveryProblem(): string | undefined {
+    return this.selfProblem;
   }
 
   /** Members not marked down, this node included. */
@@ -354,12 +363,13 @@ export class Membership {
    * A node with a fresh data directory looks before it leaps: asks every discovery candidate for its
    * member table without announcing itself (hello probes).
    */
-  async probe(): Promise<{ entries: MemberEntry[]; undecided: number; unanswered: string[] }> {
+  async probe(): Promise<{ entries: MemberEntry[]; undecided: number; unanswered: string[]; selfProblem?: string }> {
     const { discovery, transport } = this.deps;
     const found = await discovery.candidates();
     this.candidates = found.addresses;
     this.candidatesFetched = true;
     this.problems = found.problems;
+    this.noteSelfProblem(found.selfProblem);
     const self = this.table.self();
     const entries = new Map<string, MemberEntry>();
     const unanswered: string[] = [];
@@ -383,7 +393,12 @@ export class Membership {
         }),
     );
     this.firstRoundDone = true;
-    return { entries: [...entries.values()], undecided, unanswered };
+    return {
+      entries: [...entries.values()],
+      undecided,
+      unanswered,
+      ...(found.selfProblem !== undefined ? { selfProblem: found.selfProblem } : {}),
+    };
   }
 
   /** Merges entries learned outside gossip (a move's confirmation replies, a probe's answer). */
@@ -488,6 +503,12 @@ export class Membership {
 
   // ---- discovery --------------------------------------------------------------------------------------
 
+  /** Keeps the provider's verdict on the settings; logs it when it appears or changes. */
+  private noteSelfProblem(problem: string | undefined): void {
+    if (problem !== undefined && problem !== this.selfProblem) this.deps.log.error({}, `discovery: ${problem}`);
+    this.selfProblem = problem;
+  }
+
   private discoveryComplete(): boolean {
     const expected = this.config.expectedMembers;
     const now = this.deps.clock.nowMs();
@@ -530,6 +551,7 @@ export class Membership {
     this.candidates = found.addresses;
     this.candidatesFetched = true;
     this.problems = found.problems;
+    this.noteSelfProblem(found.selfProblem);
     if (found.problems.length > 0) log.debug({ problems: found.problems }, 'discovery: some candidates did not resolve');
     const now = clock.nowMs();
     const self = this.table.self();

@@ -226,7 +226,8 @@ export class Movement {
       }
       const alone = p.unanswered.length === 0;
       const graceOver = clock.nowMs() - started >= this.config.formationGraceMs;
-      if (!this.config.mustJoin && (alone || graceOver)) {
+      // Own name unresolvable: the discovery settings are wrong, and "nobody found" means nothing.
+      if (!this.config.mustJoin && p.selfProblem === undefined && (alone || graceOver)) {
         log.info(
           { undecidedPeers: p.undecided, unanswered: p.unanswered },
           alone
@@ -237,7 +238,8 @@ export class Movement {
         this.progress = freshProgress();
         return { joining: false };
       }
-      this.progress.waitingFor = p.unanswered.length > 0 ? `candidates not answering: ${p.unanswered.join(', ')}` : 'candidates';
+      this.progress.waitingFor =
+        p.selfProblem ?? (p.unanswered.length > 0 ? `candidates not answering: ${p.unanswered.join(', ')}` : 'candidates');
       await this.pause(delay);
       delay = Math.min(delay * 2, 1000);
     }

@@ -336,6 +336,7 @@ export class Node {
       storageOpen: this.deps.store.isOpen(),
       serving: this.serving,
       discoveryTried: this.membership.discoveryTried(),
+      discoveryProblem: this.membership.discoveryProblem(),
       knownMembers: this.membership.table.size(),
       memberStatus: this.memberStatus(),
     };

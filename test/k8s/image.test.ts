@@ -137,7 +137,7 @@ describe('the image built from the Dockerfile', () => {
     const read = await get(BASE, 'image:greeting');
     expect({ status: read.status, value: read.body?.value }).toEqual({ status: 200, value: { hello: 'from the image' } });
 
-    // The liveness probe exactly as k8s/statefulset.yaml declares it, through the image PATH; the
+    // The liveness probe exactly as k8s/base/statefulset.yaml declares it, through the image PATH; the
     // pod's node listens on the default URL, this one on its own address.
     const sts = loadKustomization().manifests.find((m) => m.object.kind === 'StatefulSet')?.object as K8sObject;
     const probe: string[] = sts.spec.template.spec.containers[0].livenessProbe.exec.command;

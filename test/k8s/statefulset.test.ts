@@ -106,7 +106,7 @@ test('a pod deleted during writes comes back with a new IP, its identity and its
   expect(health).toMatchObject({ id: 'quorumkv-1', address: `${fresh.ip}:8080` });
   expect(health.generation).toBeGreaterThan(0);
   // its data survived on its volume: read straight from its replica store
-  const local = await replicaRecord(`${fresh.ip}:8080`, 'written-before', 'REPLACE-ME-placeholder-cluster-token-not-a-secret');
+  const local = await replicaRecord(`${fresh.ip}:8080`, 'written-before', s.secrets.quorumkv?.['cluster-secret']);
   expect(local?.value).toBe('kept on pod 1');
 
   const lost: string[] = [];
@@ -193,10 +193,10 @@ test("a pod reads its StatefulSet's desired replicas from the API server with it
   expect(s.kubeApi?.requests.map((r) => `${r.status} ${r.user}`)).toEqual(Array(3).fill('200 system:serviceaccount:quorumkv:quorumkv'));
 }, 60_000);
 
-test('scaling down terminates the pod with its preStop and deletes its volume (whenScaled: Delete); a deleted pod keeps its volume', async () => {
+test('scaling down terminates the pod with its preStop and keeps its volume (whenScaled: Retain); a deleted pod keeps its volume', async () => {
   // maxGraceSeconds bounds the run whatever the preStop does (the manifest's grace period is an hour)
   const s = await run({ podManagementPolicy: 'Parallel', ipPrefix: '127.45', dnsPort: 15441, maxGraceSeconds: 20 });
-  expect(s.pvcWhenScaled).toBe('Delete');
+  expect(s.pvcWhenScaled).toBe('Retain');
   expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
   const filesIn = (i: number) => (existsSync(s.volumeDir(i)) ? readdirSync(s.volumeDir(i)) : undefined);
   expect(filesIn(1)?.length).toBeGreaterThan(0);
@@ -209,12 +209,14 @@ test('scaling down terminates the pod with its preStop and deletes its volume (w
   expect(filesIn(1)?.length).toBeGreaterThan(0);
   expect(s.timeline.some((l) => l.includes('pvc data-quorumkv-1: deleted'))).toBe(false);
 
-  // kubectl scale --replicas 2: pod 2 leaves the endpoints at once, runs its preStop, goes, and so does its volume
+  // kubectl scale --replicas 2: pod 2 leaves the endpoints at once, runs its preStop and goes; its volume stays
   const pod2 = s.pod(2) as NonNullable<ReturnType<typeof s.pod>>;
   s.scale(2);
   expect(await s.waitFor(() => pod2.phase === 'Terminating', 5_000)).toBe(true);
   expect(s.readyEndpoints()).not.toContain(pod2.url);
-  expect(await s.waitFor(() => s.pod(2) === undefined && filesIn(2) === undefined, 60_000)).toBe(true);
+  expect(await s.waitFor(() => s.pod(2) === undefined, 60_000)).toBe(true);
+  expect(filesIn(2)?.length).toBeGreaterThan(0);
+  expect(s.timeline.some((l) => l.includes('pvc data-quorumkv-2: deleted'))).toBe(false);
   expect(pod2.preStops).toHaveLength(1);
   const hook = pod2.preStops[0] as NonNullable<(typeof pod2.preStops)[0]>;
   console.log(
@@ -227,7 +229,6 @@ test('scaling down terminates the pod with its preStop and deletes its volume (w
     'quorumkv-2: preStop ', // done or failed, with its exit code
     'quorumkv-2: container stopped',
     'quorumkv-2: deleted',
-    'pvc data-quorumkv-2: deleted (persistentVolumeClaimRetentionPolicy.whenScaled: Delete)',
   ].map((w) => [w, at(w)] as const);
   for (const [what, i] of order) expect({ what, found: i >= 0 }).toEqual({ what, found: true });
   const indices = order.map(([, i]) => i);
@@ -243,25 +244,22 @@ test('under OrderedReady a scale-down terminates the highest ordinal first and t
   const s = await run({ podManagementPolicy: 'OrderedReady', ipPrefix: '127.47', dnsPort: 15443, maxGraceSeconds: 20 });
   expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
   s.scale(1);
-  // the volume goes just after the pod: wait for both
-  const gone = () => s.timeline.some((l) => l.includes('pvc data-quorumkv-1: deleted'));
-  expect(await s.waitFor(() => s.allPods().length === 1 && s.allReady() && gone(), 60_000)).toBe(true);
+  expect(
+    await s.waitFor(() => s.allPods().length === 1 && s.allReady() && s.timeline.some((l) => l.includes('quorumkv-1: deleted')), 60_000),
+  ).toBe(true);
   const at = (what: string) => s.timeline.findIndex((l) => l.includes(what));
-  // Each pair happens in this order. A volume is deleted after its pod (the garbage collector
-  // follows the pod's deletion), but not necessarily before the next pod starts terminating:
-  // Kubernetes orders the pods only, so neither does this test.
+  // Each pair happens in this order; the volumes stay (whenScaled: Retain).
   const pairs: Array<[string, string]> = [
     ['quorumkv-2: terminating (scaled down to 1 replicas)', 'quorumkv-2: deleted'],
-    ['quorumkv-2: deleted', 'pvc data-quorumkv-2: deleted'],
     ['quorumkv-2: deleted', 'quorumkv-1: terminating (scaled down to 1 replicas)'],
     ['quorumkv-1: terminating (scaled down to 1 replicas)', 'quorumkv-1: deleted'],
-    ['quorumkv-1: deleted', 'pvc data-quorumkv-1: deleted'],
   ];
   for (const [first, then] of pairs) {
     const [i, j] = [at(first), at(then)];
     expect({ first, then, found: i >= 0 && j >= 0, inOrder: i < j }).toEqual({ first, then, found: true, inOrder: true });
   }
-  expect(existsSync(s.volumeDir(0))).toBe(true);
+  for (const i of [0, 1, 2]) expect(existsSync(s.volumeDir(i))).toBe(true);
+  expect(s.timeline.filter((l) => l.includes('pvc data-'))).toEqual([]);
 }, 120_000);
 
 test('a rolling restart under load replaces every pod once, from the highest ordinal, one at a time, each Ready before the next', async () => {
@@ -409,8 +407,8 @@ test('scale 3 -> 5 -> 3 under quorum load: new pods stream their ranges in, remo
   const down = await step('scale 5 -> 3', 3);
   expect(down.done).toBe(true);
   const report = await load.stop();
-  // both removed pods decommissioned in their preStop, and their volumes went with them
-  for (const i of [3, 4]) expect(s.timeline.some((l) => l.includes(`pvc data-quorumkv-${i}: deleted`))).toBe(true);
+  // both removed pods decommissioned in their preStop; their volumes stay (whenScaled: Retain)
+  for (const i of [3, 4]) expect(existsSync(s.volumeDir(i))).toBe(true);
   expect(s.timeline.filter((l) => /quorumkv-[34]: preStop\| decommission finished/.test(l))).toHaveLength(2);
   const after = await Promise.all(s.readyEndpoints().map(async (u) => (await http('GET', `${u}/ring`)).body));
   expect(new Set(after.map((r) => r.checksum)).size).toBe(1);

@@ -7,16 +7,21 @@ import {
   StatefulSetDiscovery,
   StaticDiscovery,
 } from '../../src/discovery';
+import { clusterDomainFromResolvConf, DEFAULT_CLUSTER_DOMAIN, systemClusterDomain } from '../../src/discovery/cluster-domain';
 
 /** An error shaped like node:dns's (code and message). */
 function dnsError(code: string, syscall: string, name: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${syscall} ${code} ${name}`), { code, syscall, hostname: name });
 }
 
-/** Answers from tables; any other name is ENOTFOUND, as a real server says. Records every query. */
+/**
+ * Answers from tables; any other name is ENOTFOUND, as a real server says, and a name with AAAA
+ * records only is ENODATA for A. Records every query.
+ */
 function fakeResolver(
   a: Record<string, string[] | Error>,
   srv: Record<string, Array<{ name: string; port: number; priority?: number; weight?: number }>> = {},
+  aaaa: Record<string, string[]> = {},
 ): Resolver & { queries: string[] } {
   const queries: string[] = [];
   return {
@@ -25,7 +30,14 @@ function fakeResolver(
       queries.push(`A ${name}`);
       const answer = a[name];
       if (answer instanceof Error) throw answer;
+      if (answer === undefined && aaaa[name]) throw dnsError('ENODATA', 'queryA', name);
       if (answer === undefined) throw dnsError('ENOTFOUND', 'queryA', name);
+      return [...answer];
+    },
+    async resolve6(name) {
+      queries.push(`AAAA ${name}`);
+      const answer = aaaa[name];
+      if (answer === undefined) throw dnsError(a[name] === undefined ? 'ENOTFOUND' : 'ENODATA', 'queryAaaa', name);
       return [...answer];
     },
     async resolveSrv(name) {
@@ -100,7 +112,7 @@ describe('StatefulSetDiscovery', () => {
     expect(() => new StatefulSetDiscovery({ ...opts, namespace: '' })).toThrow('needs a namespace');
   });
 
-  test('candidates are the other pods that exist, in ordinal order, never its own name', async () => {
+  test('candidates are the other pods that exist, in ordinal order, never its own address', async () => {
     const resolver = fakeResolver({
       'quorumkv-0.quorumkv.db.svc.cluster.local': ['10.0.0.7'],
       'quorumkv-1.quorumkv.db.svc.cluster.local': ['10.0.0.5', '10.0.0.9'],
@@ -108,7 +120,42 @@ describe('StatefulSetDiscovery', () => {
     });
     const result = await statefulSet('quorumkv-1', resolver).candidates();
     expect(result).toEqual({ addresses: ['10.0.0.7:8080', '10.0.0.6:8080'], problems: [] });
-    expect(resolver.queries).not.toContain('A quorumkv-1.quorumkv.db.svc.cluster.local');
+    // its own name is looked up once, as the check that the settings are right, never as a candidate
+    expect(resolver.queries.filter((q) => q === 'A quorumkv-1.quorumkv.db.svc.cluster.local')).toHaveLength(1);
+  });
+
+  test('a pod whose own name does not exist reports it, naming the settings to check', async () => {
+    // The headless Service was renamed (a namePrefix) but the setting was not: no name resolves.
+    const resolver = fakeResolver({ 'prod-quorumkv-0.prod-quorumkv-headless.db.svc.cluster.local': ['10.0.0.7'] });
+    const result = await statefulSet('quorumkv-1', resolver).candidates();
+    expect(result.addresses).toEqual([]);
+    expect(result.selfProblem).toBe(
+      "this pod's own DNS name does not exist (A quorumkv-1.quorumkv.db.svc.cluster.local: ENOTFOUND (no such name)): " +
+        '--headless-service (QUORUMKV_HEADLESS_SERVICE) "quorumkv" must be the StatefulSet\'s spec.serviceName, a headless ' +
+        'Service in namespace "db" (--namespace, POD_NAMESPACE), and --cluster-domain (QUORUMKV_CLUSTER_DOMAIN) "cluster.local" the cluster\'s DNS domain',
+    );
+  });
+
+  test('a DNS server that does not answer for its own name is not taken for a wrong setting', async () => {
+    const own = 'quorumkv-0.quorumkv.db.svc.cluster.local';
+    const resolver = fakeResolver({ [own]: dnsError('ETIMEOUT', 'queryA', own) });
+    expect((await statefulSet('quorumkv-0', resolver).candidates()).selfProblem).toBeUndefined();
+  });
+
+  test('a pod with no IPv4 address is found by its AAAA record, in brackets', async () => {
+    const resolver = fakeResolver(
+      { 'quorumkv-0.quorumkv.db.svc.cluster.local': ['10.0.0.7'] },
+      {},
+      { 'quorumkv-1.quorumkv.db.svc.cluster.local': ['fd00::5'], 'quorumkv-2.quorumkv.db.svc.cluster.local': ['fd00::6'] },
+    );
+    const discovery = statefulSet('quorumkv-2', resolver);
+    expect(await discovery.candidates()).toEqual({ addresses: ['10.0.0.7:8080', '[fd00::5]:8080'], problems: [] });
+    expect(await discovery.podsThatExist()).toBe(3);
+    // A name that does not exist is not asked again for AAAA.
+    expect(resolver.queries).not.toContain('AAAA quorumkv-0.quorumkv.db.svc.cluster.local');
+    const none = fakeResolver({});
+    await statefulSet('quorumkv-2', none).candidates();
+    expect(none.queries.filter((q) => q.startsWith('AAAA'))).toEqual([]);
   });
 
   test('a pod not created yet is skipped with a problem, and podsThatExist counts the rest (own included)', async () => {
@@ -128,6 +175,13 @@ describe('StatefulSetDiscovery', () => {
 });
 
 describe('DnsDiscovery', () => {
+  test('a name with AAAA records only gives its IPv6 addresses', async () => {
+    const resolver = fakeResolver({}, {}, { 'kv.test': ['fd00::2', 'fd00::1'] });
+    const result = await new DnsDiscovery({ name: 'kv.test', port: 7000, resolver }).candidates();
+    expect(result).toEqual({ addresses: ['[fd00::1]:7000', '[fd00::2]:7000'], problems: [] });
+    expect(resolver.queries).toEqual(['A kv.test', 'AAAA kv.test']);
+  });
+
   test('A records become ip:port, without duplicates, in numeric address order', async () => {
     const resolver = fakeResolver({ 'kv.test': ['127.0.0.10', '127.0.0.2', '127.0.0.3', '127.0.0.2'] });
     const result = await new DnsDiscovery({ name: 'kv.test', port: 7000, resolver }).candidates();
@@ -169,14 +223,15 @@ describe('DnsDiscovery', () => {
   });
 
   test.each([
-    ['ENOTFOUND', 'no such name'],
-    ['ENODATA', 'the name has no records of this type'],
-    ['ETIMEOUT', 'the DNS server did not answer in time'],
-  ])('%s becomes an empty list and a problem, never a rejection', async (code, meaning) => {
+    ['ENOTFOUND', 'no such name', ''],
+    // no A record: the AAAA records are asked for too (none here either)
+    ['ENODATA', 'the name has no records of this type', '; AAAA kv.test: ENODATA (the name has no records of this type)'],
+    ['ETIMEOUT', 'the DNS server did not answer in time', ''],
+  ])('%s becomes an empty list and a problem, never a rejection', async (code, meaning, aaaa) => {
     const resolver = fakeResolver({ 'kv.test': dnsError(code, 'queryA', 'kv.test') });
     await expect(new DnsDiscovery({ name: 'kv.test', port: 7000, resolver }).candidates()).resolves.toEqual({
       addresses: [],
-      problems: [`A kv.test: ${code} (${meaning})`],
+      problems: [`A kv.test: ${code} (${meaning})${aaaa}`],
     });
     await expect(new DnsDiscovery({ name: '_kv._tcp.nothing.test', port: 7000, resolver }).candidates()).resolves.toEqual({
       addresses: [],
@@ -189,6 +244,7 @@ describe('DnsDiscovery', () => {
       resolve4: () => {
         throw new Error('resolver broke');
       },
+      resolve6: async () => [],
       resolveSrv: async () => [],
     };
     await expect(new DnsDiscovery({ name: 'kv.test', port: 7000, resolver }).candidates()).resolves.toEqual({
@@ -284,5 +340,25 @@ describe('createResolver', () => {
   test('a server that is not ip:port, or a timeout that is not positive, is refused', () => {
     expect(() => createResolver('dns.example:53')).toThrow('DNS server must look like ip:port (e.g. 127.0.0.1:5353), got "dns.example:53"');
     expect(() => createResolver(undefined, 0)).toThrow('DNS timeout must be a positive integer of ms, got 0');
+  });
+});
+
+describe("the cluster domain, from a pod's resolv.conf", () => {
+  test('is what follows svc. in the search path kubelet writes', () => {
+    const pod = 'search db.svc.k8s.example.com svc.k8s.example.com k8s.example.com\nnameserver 10.96.0.10\noptions ndots:5\n';
+    expect(clusterDomainFromResolvConf(pod)).toBe('k8s.example.com');
+    expect(clusterDomainFromResolvConf('search quorumkv.svc.cluster.local svc.cluster.local cluster.local\n')).toBe('cluster.local');
+  });
+
+  test('the last search line counts; comments and trailing dots are ignored', () => {
+    expect(clusterDomainFromResolvConf('search svc.old.local\n# search svc.commented.local\nsearch a.example svc.new.local.\n')).toBe(
+      'new.local',
+    );
+  });
+
+  test('is undefined off Kubernetes, and the system default is then cluster.local', () => {
+    expect(clusterDomainFromResolvConf('nameserver 10.255.255.53\n')).toBeUndefined();
+    expect(clusterDomainFromResolvConf('search svc\nsearch example.com\n')).toBeUndefined();
+    expect(systemClusterDomain('/nonexistent/resolv.conf')).toBe(DEFAULT_CLUSTER_DOMAIN);
   });
 });

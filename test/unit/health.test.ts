@@ -54,6 +54,16 @@ describe('startup and liveness', () => {
     expect(startup({ ...s, discoveryTried: true, storageOpen: false }).ok).toBe(false);
   });
 
+  test('a pod whose discovery settings cannot be right never passes, whatever else holds, and says why', () => {
+    const problem = "this pod's own DNS name does not exist (...): --headless-service (QUORUMKV_HEADLESS_SERVICE) ...";
+    for (const s of [
+      { storageOpen: true, serving: true, discoveryTried: true, knownMembers: 1, discoveryProblem: problem },
+      { storageOpen: true, serving: true, discoveryTried: true, knownMembers: 3, discoveryProblem: problem, memberStatus: 'normal' },
+    ]) {
+      expect(startup(s)).toEqual({ ok: false, reason: `not started: ${problem}` });
+    }
+  });
+
   test('liveness fails only on a stalled event loop', () => {
     expect(liveness({ eventLoopDelayMs: 40 }).ok).toBe(true);
     expect(liveness({ eventLoopDelayMs: 6000 })).toEqual({ ok: false, reason: 'event loop stalled: 6000 ms delay (limit 5000 ms)' });
