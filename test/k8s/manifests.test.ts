@@ -233,8 +233,8 @@ describe('k8s/ objects agree with each other', () => {
   test('Parallel pod management, rolling updates, a PDB of one, three replicas', () => {
     expect(sts.spec.podManagementPolicy).toBe('Parallel');
     expect(sts.spec.updateStrategy.type).toBe('RollingUpdate');
-    // a scaled-down (decommissioned) member's volume goes; deleting the StatefulSet keeps them all
-    expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Delete', whenDeleted: 'Retain' });
+    // no scale-down deletes a volume (a decommission that did not finish leaves data only there), nor does deleting the StatefulSet
+    expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Retain', whenDeleted: 'Retain' });
     expect(sts.spec.replicas).toBe(3);
     expect(pdb.spec.maxUnavailable).toBe(1);
     expect(pdb.spec.minAvailable).toBeUndefined(); // one or the other, never both
