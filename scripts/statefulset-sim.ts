@@ -6,11 +6,17 @@
 //   kill             SIGKILL the process in pod 2: kubelet restarts the container
 //   hang             SIGSTOP the process in pod 1: liveness fails, kubelet restarts it
 //   scale            under load: 3 -> 5 (scale-up: the new members bootstrap), then 5 -> 3 (scale-down:
-//                    the preStop of pods 4 and 3 decommissions them, their volumes are deleted)
+//                    the preStop of pods 4 and 3 decommissions them; their volumes are kept)
 //   rolling-restart  under load: kubectl rollout restart, highest ordinal first, one pod at a time
 //   rotate-token     under load: the cluster token A -> B by rolling out QUORUMKV_CLUSTER_SECRET=A,B,
 //                    then B,A, then B (kubectl set env; in a cluster: the Secret changed, then a
 //                    rollout restart); then a peer holding only A is refused, one holding B let in
+//   scale-down       under load: --from 5 --to 3 --fault member-down|forbidden|crashloop|none, then the
+//                    operator's remedy; reports acknowledged writes lost (scripts/lib/scale-down.ts);
+//                    --fault-lead-s keeps the fault on that long before the scale, --pvc-when-scaled
+//                    Delete replays it with the policy the manifests no longer use
+//   scale-down-matrix  the nine runs 5->3, 3->2, 3->1 x member-down, forbidden, crashloop, one after
+//                    the other, and the table FINDINGS.md shows
 // The two load scenarios run quorum PUTs and GETs through the client Service's ready endpoints all
 // along (--concurrency, --keys, --write-ratio), and print per step: requests failed and why, second by
 // second, GETs that said 404 for an acknowledged key or returned an older version, whether every
@@ -27,6 +33,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatLoadReport, type LoadHandle, startLoad } from './lib/load';
 import { ReplicaReader } from './lib/replica-reader';
+import { runScaleDown, SCALE_DOWN_FAULTS, SCALE_DOWN_TABLE_HEAD, type ScaleDownFault, scaleDownRow } from './lib/scale-down';
 import { type Policy, StatefulSetSim } from './lib/statefulset-sim';
 
 function arg(name: string, fallback: string): string {
@@ -146,8 +153,46 @@ async function tokenCheck(sim: StatefulSetSim, tokens: Record<'A' | 'B', string>
   return lines;
 }
 
+/** The scale-down scenarios: each run builds its own simulator (scripts/lib/scale-down.ts). */
+async function scaleDown(matrix: boolean): Promise<void> {
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  const runs: Array<{ from: number; to: number; fault: ScaleDownFault }> = matrix
+    ? [5, 3, 3].flatMap((from, k) => SCALE_DOWN_FAULTS.map((fault) => ({ from, to: [3, 2, 1][k] as number, fault })))
+    : [{ from: Number(arg('from', '5')), to: Number(arg('to', '3')), fault: arg('fault', 'member-down') as ScaleDownFault }];
+  for (const r of runs) {
+    if (!(r.from > r.to && r.to >= 1) || !['none', ...SCALE_DOWN_FAULTS].includes(r.fault)) {
+      throw new Error(`--from must exceed --to (>= 1), --fault one of none, ${SCALE_DOWN_FAULTS.join(', ')}`);
+    }
+  }
+  const rows: string[] = [];
+  let failed = false;
+  for (const r of runs) {
+    print(`\n=== scale-down ${r.from} -> ${r.to}, fault ${r.fault}`);
+    const res = await runScaleDown({
+      ...r,
+      policy: arg('policy', 'Parallel') as Policy,
+      timeScale: Number(arg('time-scale', '0.5')),
+      maxGraceSeconds: Number(arg('grace-s', '30')),
+      ipPrefix: arg('ip-prefix', '127.0'),
+      dnsPort: Number(arg('dns-port', '15390')),
+      timeoutMs: Number(arg('timeout-s', '600')) * 1000,
+      concurrency: Number(arg('concurrency', '4')),
+      keys: Number(arg('keys', '2000')),
+      faultLeadMs: Number(arg('fault-lead-s', '0')) * 1000,
+      ...(process.argv.includes('--pvc-when-scaled') ? { pvcWhenScaled: arg('pvc-when-scaled', 'Retain') as 'Retain' | 'Delete' } : {}),
+      log: print,
+    });
+    rows.push(scaleDownRow(res));
+    print(`\nresult: ${JSON.stringify({ ...res, statusOutput: undefined })}`);
+    if (res.error || res.lostQuorum > 0 || res.lostAll > 0 || res.unverified > 0) failed = true;
+  }
+  print(`\n${SCALE_DOWN_TABLE_HEAD}\n${rows.join('\n')}`);
+  if (failed) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
   const scenario = arg('scenario', 'start');
+  if (scenario === 'scale-down' || scenario === 'scale-down-matrix') return scaleDown(scenario === 'scale-down-matrix');
   const policy = arg('policy', scenario === 'deadlock' ? 'OrderedReady' : 'Parallel') as Policy;
   const timeoutMs = Number(arg('timeout-s', '180')) * 1000;
   const dataRoot = mkdtempSync(path.join(tmpdir(), 'qkv-k8s-sim-'));

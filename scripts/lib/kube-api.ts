@@ -142,6 +142,11 @@ export class FakeKubeApi {
   private readonly dir: string;
   private readonly ownDir: boolean;
   private readonly token = randomBytes(24).toString('base64url');
+  /**
+   * When set, every authenticated request is refused with 403 and this message, whatever the RBAC
+   * says (a Role edited away, an admission webhook, an API server that refuses the pod).
+   */
+  forbid: string | undefined;
 
   constructor(private readonly opts: FakeKubeApiOptions) {
     this.ownDir = opts.dir === undefined;
@@ -197,6 +202,7 @@ export class FakeKubeApi {
     if (!m || m[1] !== this.token) return this.status(401, 'Unauthorized', 'Unauthorized');
     const sa = { namespace: this.opts.namespace, name: this.opts.serviceAccount };
     const user = `system:serviceaccount:${sa.namespace}:${sa.name}`;
+    if (this.forbid !== undefined) return { ...this.status(403, 'Forbidden', this.forbid), user };
     const p = SA_API.exec(new URL(rawPath, 'https://x').pathname);
     if (!p) return { ...this.status(404, 'NotFound', 'the server could not find the requested resource'), user };
     const namespace = decodeURIComponent(p[1] as string);

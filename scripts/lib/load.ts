@@ -106,7 +106,10 @@ export interface LoadHandle {
   /** A report of the ops so far (or of those that started within `window`), while the load runs. */
   report(window?: { fromMs: number; toMs: number }): LoadReport;
   /** Reads back every acknowledged key through `endpoint` (after the load) and lists lost writes. */
-  verify(endpoint: string, opts?: { consistency?: 'quorum' | 'all'; concurrency?: number; timeoutMs?: number }): Promise<VerifyReport>;
+  verify(
+    endpoint: string,
+    opts?: { consistency?: 'one' | 'quorum' | 'all'; concurrency?: number; timeoutMs?: number },
+  ): Promise<VerifyReport>;
 }
 
 /** mulberry32: small, fast, good enough to pick keys and endpoints reproducibly. */

@@ -21,7 +21,9 @@
 // again. Terminating a pod: it leaves the client Service's endpoints at once, its preStop hook runs
 // (output and exit code in the timeline), then SIGTERM, then SIGKILL when the grace period ends.
 // With whenScaled: Delete, the volume of a pod removed by a scale-down is deleted once the pod is
-// gone; a pod deleted for any other reason keeps it.
+// gone; a pod deleted for any other reason keeps it. With Retain (the manifests') every volume stays.
+// Faults a scale-down must survive: halt() (a pod's machine is lost), crashLoop() (its container
+// exits at start), and the fake API's `forbid` (the preStop's call refused with 403).
 //
 // A fake API server (kube-api.ts) answers the pods' GET of their StatefulSet with the replicas the
 // controller wants now, after checking the pod's ServiceAccount token and the manifests' RBAC.
@@ -77,6 +79,8 @@ export interface StatefulSetSimOptions {
    * the manifest's hour-long one; like `kubectl delete --grace-period`. Default: no cap.
    */
   maxGraceSeconds?: number;
+  /** Overrides the manifest's persistentVolumeClaimRetentionPolicy.whenScaled (to compare both). */
+  pvcWhenScaled?: 'Retain' | 'Delete';
   /** Extra env for every container (documented in the caller). */
   env?: Record<string, string>;
   log?: (line: string) => void;
@@ -119,6 +123,9 @@ export interface HookResult {
   durationMs: number;
 }
 
+/** What makes a crash-looping container exit at start: a setting `quorumkv serve` refuses (exit 2). */
+const CRASH_LOOP_ENV = { QUORUMKV_REPLICATION_FACTOR: '0' } as const;
+
 /** Lines of a preStop hook's output kept per run, and copied into the timeline. */
 const MAX_HOOK_LINES = 200;
 /** kubelet's minimum grace after a preStop that used up the grace period (minimumGracePeriodInSeconds). */
@@ -138,6 +145,10 @@ export class SimPod {
   containerGeneration = 0;
   readonly logTail: string[] = [];
   terminating: Promise<void> | undefined;
+  /** Its machine is gone (halt()): the container is not restarted until restore(). */
+  halted = false;
+  /** Its container exits at start (crashLoop()): kubelet's back-off, CrashLoopBackOff. */
+  crashLooping = false;
 
   constructor(
     readonly name: string,
@@ -181,6 +192,8 @@ export class StatefulSetSim {
   readonly updateStrategy: 'RollingUpdate' | 'OnDelete';
   /** The update revision: bumped by rollingRestart(), as `kubectl rollout restart` does. */
   revision = 1;
+  /** The cap on grace periods (StatefulSetSimOptions.maxGraceSeconds); may change during a run. */
+  maxGraceSeconds: number | undefined;
   /** The fake API server the pods' ServiceAccount talks to; set by start(). */
   kubeApi: FakeKubeApi | undefined;
   readonly policy: Policy;
@@ -205,6 +218,7 @@ export class StatefulSetSim {
   }
 
   constructor(private readonly opts: StatefulSetSimOptions) {
+    this.maxGraceSeconds = opts.maxGraceSeconds;
     this.objects = loadManifests(opts.manifests ?? path.join(repoRoot(), 'k8s'));
     this.secrets = opts.secrets ?? {
       quorumkv: { 'cluster-secret': randomBytes(32).toString('hex'), 'admin-token': randomBytes(32).toString('hex') },
@@ -242,7 +256,7 @@ export class StatefulSetSim {
     this.clientService = this.objects.find(
       (o) => o.kind === 'Service' && o.spec?.clusterIP !== 'None' && o.metadata?.name !== this.service,
     )?.metadata.name;
-    this.pvcWhenScaled = spec.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain';
+    this.pvcWhenScaled = opts.pvcWhenScaled ?? spec.persistentVolumeClaimRetentionPolicy?.whenScaled ?? 'Retain';
     this.updateStrategy = spec.updateStrategy?.type ?? 'RollingUpdate';
   }
 
@@ -572,9 +586,10 @@ export class StatefulSetSim {
   }
 
   private startContainer(pod: SimPod): void {
-    if (pod.phase !== 'Running' || this.stopped) return;
+    if (pod.phase !== 'Running' || this.stopped || pod.running || pod.halted) return;
     const [bin, ...args] = this.argv([...((this.container.command as string[]) ?? []), ...((this.container.args as string[]) ?? [])]);
-    const proc = spawn(bin as string, args, { env: { ...process.env, ...this.env(pod) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...this.env(pod), ...(pod.crashLooping ? CRASH_LOOP_ENV : {}) };
+    const proc = spawn(bin as string, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     pod.proc = proc;
     pod.started = false;
     pod.ready = false;
@@ -591,6 +606,10 @@ export class StatefulSetSim {
       pod.ready = false;
       void this.syncDns();
       if (pod.phase !== 'Running' || this.stopped) return;
+      if (pod.halted) {
+        this.event(`pod ${pod.name}: container exited (code ${code}, signal ${signal}); its node is down: not restarted`);
+        return;
+      }
       // restartPolicy Always, with kubelet's back-off: at once the first time, then 10 s, 20 s, ... (max 5 min)
       const delay = pod.restarts === 0 ? 0 : Math.min(10 * 2 ** (pod.restarts - 1), 300);
       pod.restarts++;
@@ -722,9 +741,10 @@ export class StatefulSetSim {
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     const started = Date.now();
     let graceMs = this.scaled(graceSeconds);
-    if (this.opts.maxGraceSeconds !== undefined && graceMs > this.opts.maxGraceSeconds * 1000) {
-      graceMs = this.opts.maxGraceSeconds * 1000;
-      this.event(`pod ${pod.name}: grace period capped at ${this.opts.maxGraceSeconds} s (maxGraceSeconds)`);
+    const cap = this.maxGraceSeconds;
+    if (cap !== undefined && graceMs > cap * 1000) {
+      graceMs = cap * 1000;
+      this.event(`pod ${pod.name}: grace period capped at ${cap} s (maxGraceSeconds)`);
     }
     let deadline = started + graceMs;
     if (this.preStop) {
@@ -841,9 +861,47 @@ export class StatefulSetSim {
       if (cause === 'scale-down' && this.pvcWhenScaled === 'Delete' && pod.ordinal >= this.replicas && !this.stopped) {
         rmSync(pod.dataDir, { recursive: true, force: true });
         this.event(`pvc data-${pod.name}: deleted (persistentVolumeClaimRetentionPolicy.whenScaled: Delete)`);
+      } else if (cause === 'scale-down' && !this.stopped) {
+        this.event(`pvc data-${pod.name}: kept (persistentVolumeClaimRetentionPolicy.whenScaled: ${this.pvcWhenScaled})`);
       }
     })();
     return pod.terminating;
+  }
+
+  // ---- faults a scale-down must survive (scripts/lib/scale-down.ts) -------------------------------
+
+  /**
+   * The machine of pod i goes away: its container dies (SIGKILL) and kubelet does not restart it
+   * until restore(i). The pod object stays, as a pod on a lost node does.
+   */
+  halt(i: number): void {
+    const p = this.pod(i);
+    if (!p) throw new Error(`no pod ${i}`);
+    p.halted = true;
+    this.event(`pod ${p.name}: its node is down (the container is killed and not restarted)`);
+    if (p.running) p.proc?.kill('SIGKILL');
+  }
+
+  /**
+   * Pod i's container exits at start from now on (a setting it cannot start with), so kubelet
+   * restarts it with back-off (CrashLoopBackOff) and it never runs a preStop.
+   */
+  crashLoop(i: number): void {
+    const p = this.pod(i);
+    if (!p) throw new Error(`no pod ${i}`);
+    p.crashLooping = true;
+    this.event(`pod ${p.name}: its container now exits at start (${Object.entries(CRASH_LOOP_ENV).map(([k, v]) => `${k}=${v}`)})`);
+    if (p.running) p.proc?.kill('SIGKILL');
+  }
+
+  /** Undoes halt(i) and crashLoop(i) on pod i if it still exists; its container starts again now. */
+  restore(i: number): void {
+    const p = this.pod(i);
+    if (!p || (!p.halted && !p.crashLooping)) return;
+    p.halted = false;
+    p.crashLooping = false;
+    this.event(`pod ${p.name}: restored (its node is back, its container can start)`);
+    this.startContainer(p);
   }
 
   /** Sends a signal to a pod's container process (SIGKILL: the process dies; SIGSTOP: it hangs). */

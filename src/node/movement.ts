@@ -137,7 +137,7 @@ function freshProgress(): MoveProgress {
   };
 }
 
-const PLAN_META = 'move';
+export const PLAN_META = 'move';
 const PLAN_SAVE_MS = 1000;
 
 export class Movement {

@@ -17,6 +17,7 @@ import type { HintMessage, Message, ReadMessage, ReplyOf, WriteBatchMessage, Wri
 import type { Placement } from '../core/placement';
 import type { Random } from '../core/random';
 import { isStoredRecord, type JsonValue, liveRecord, newest, type StoredRecord, supersedes, tombstone } from '../core/record';
+import { type VolumeMeta, volumeDecision } from '../core/volume';
 import type { Discovery } from '../discovery/discovery';
 import type { Counter, Metrics } from '../metrics';
 import type { Transport } from '../net/transport';
@@ -28,7 +29,7 @@ import { BadMessageError, NotServingError, QuorumError, UnavailableError } from 
 import { type Gathered, gather, type ReplicaFailure } from './fanout';
 import { type HintConfig, HintedHandoff } from './hints';
 import { type DiscoveryStatus, Membership, type MembershipConfig, type StoredMember } from './membership';
-import { Movement, type MovementConfig } from './movement';
+import { Movement, type MovementConfig, PLAN_META } from './movement';
 
 /**
  * A read's speculative retry before this node has timed enough replica reads to know their p99:
@@ -118,23 +119,46 @@ export interface ReadResult {
   failures: ReplicaFailure[];
 }
 
-interface NodeMeta {
-  id: string;
-  generation: number;
-  /**
-   * This node's own status; `undecided` while a fresh data directory has not yet started or joined
-   * a cluster. Absent in data directories from before statuses existed: those were normal members.
-   */
-  status?: MemberStatus | 'undecided';
-  /** The generation at which this data directory became a member (started a cluster or joined one). */
-  memberSince?: number;
-  /** When it left (decommissioned), for the message that refuses to start on it again. */
-  removedAtMs?: number;
-}
+/**
+ * What the data directory records about this node (core/volume.ts). `status` is `undecided` while a
+ * fresh directory has not yet started or joined a cluster.
+ */
+type NodeMeta = VolumeMeta;
 
-/** The data directory belongs to a member that left the cluster: its data is stale. */
-export class StaleDataError extends Error {
-  override name = 'StaleDataError';
+/** Records (and hints) deleted per step when a directory is cleared: bounded memory and batches. */
+const CLEAR_PAGE = 10_000;
+
+/**
+ * Empties the directory of a member that left (core/volume.ts), in bounded pages: records, hints,
+ * the members it knew and any move plan. The caller writes the node meta last, so a crash midway
+ * leaves the directory still marked as left, and the next start clears the rest.
+ */
+async function clearStore(store: Store): Promise<{ records: number; hints: number }> {
+  let records = 0;
+  const recordPages = Math.ceil(store.count() / CLEAR_PAGE) + 1;
+  for (let i = 0; i < recordPages; i++) {
+    const page: string[] = [];
+    for (const [key] of store.entries()) {
+      page.push(key);
+      if (page.length >= CLEAR_PAGE) break;
+    }
+    if (page.length === 0) break;
+    await Promise.all(page.map((key) => store.delete(key)));
+    records += page.length;
+  }
+  let hints = 0;
+  for (const target of store.hintTargets()) {
+    const hintPages = Math.ceil(store.hintCount(target) / CLEAR_PAGE) + 1;
+    for (let i = 0; i < hintPages; i++) {
+      const ids = store.hints(target, CLEAR_PAGE).map((h) => h.id);
+      if (ids.length === 0) break;
+      await store.removeHints(ids);
+      hints += ids.length;
+    }
+  }
+  await store.putMeta('members', []);
+  await store.putMeta(PLAN_META, null);
+  return { records, hints };
 }
 
 /** Defaults for streaming: pages of 2,000 records or 512 KiB (what a peer takes in one message), four ranges at once. */
@@ -252,27 +276,25 @@ export class Node {
    * any before it on this store, and reloads the members it knew.
    */
   static async create(config: NodeConfig, deps: NodeDeps): Promise<Node> {
-    const meta = deps.store.getMeta<NodeMeta>('node');
-    if (meta && meta.id !== config.id) {
-      throw new Error(
-        `the data directory belongs to node ${JSON.stringify(meta.id)}, not ${JSON.stringify(config.id)}: ` +
-          'start with that --node-id, or point --data-dir elsewhere',
+    let meta = deps.store.getMeta<NodeMeta>('node');
+    const decision = volumeDecision(meta, config.id);
+    if (decision.kind === 'refuse') throw new Error(decision.reason);
+    if (decision.kind === 'start-empty') {
+      const cleared = await clearStore(deps.store);
+      deps.log.warn(
+        { leftBy: decision.leftBy, leftAt: decision.removedAtMs, recordsCleared: cleared.records, hintsCleared: cleared.hints },
+        decision.reason,
       );
+      // a fresh directory from here on, but generations never go backwards on it
+      meta = undefined;
     }
-    if (meta?.status === 'removed') {
-      const when = meta.removedAtMs ? ` on ${new Date(meta.removedAtMs).toISOString()}` : '';
-      throw new StaleDataError(
-        `the data directory holds the data of ${config.id}, which left the cluster${when} (decommissioned or removed): ` +
-          'its data is stale and must not be served again. To join the cluster as a new member, empty the data directory ' +
-          '(in Kubernetes: delete the PersistentVolumeClaim of this pod) and start again.',
-      );
-    }
-    const generation = Math.max(deps.clock.nowMs(), (meta?.generation ?? 0) + 1);
+    const previous = deps.store.getMeta<NodeMeta>('node');
+    const generation = Math.max(deps.clock.nowMs(), (previous?.generation ?? 0) + 1);
     // a fresh directory (no meta, or one that never got to decide) looks at the cluster first
     const status: NodeMeta['status'] = meta === undefined ? 'undecided' : (meta.status ?? 'normal');
-    const next: NodeMeta = { ...meta, id: config.id, generation, status };
+    const next: NodeMeta = meta === undefined ? { id: config.id, generation, status } : { ...meta, id: config.id, generation, status };
     await deps.store.putMeta('node', next);
-    const known = deps.store.getMeta<StoredMember[]>('members') ?? [];
+    const known = meta === undefined ? [] : (deps.store.getMeta<StoredMember[]>('members') ?? []);
     return new Node(config, deps, generation, known, next);
   }
 
@@ -281,7 +303,7 @@ export class Node {
       ...this.meta,
       status,
       ...(extra.memberSince !== undefined ? { memberSince: extra.memberSince } : {}),
-      ...(status === 'removed' ? { removedAtMs: this.deps.clock.nowMs() } : {}),
+      ...(status === 'removed' ? { removedAtMs: this.deps.clock.nowMs(), removedBy: 'decommission' as const } : {}),
     };
     await this.deps.store.putMeta('node', this.meta);
   }
@@ -296,11 +318,19 @@ export class Node {
     if (entry.generation < since) return;
     this.staleReason =
       `the cluster removed ${this.id} (removenode) while this data directory was its volume: its data is stale and ` +
-      'must not be served. To join again as a new member, empty the data directory (in Kubernetes: delete the ' +
-      "pod's PersistentVolumeClaim) and start again.";
+      'must not be served. Stopping; started again, the node clears the directory and joins as a new member.';
     this.deps.log.error({ generation: entry.generation }, this.staleReason);
     this.stop();
-    for (const l of this.staleListeners) l(this.staleReason);
+    // recorded before anyone is told, so that the next start on this directory clears it (core/volume.ts)
+    this.meta = { ...this.meta, status: 'removed', removedAtMs: this.deps.clock.nowMs(), removedBy: 'removenode' };
+    const reason = this.staleReason;
+    const tell = () => {
+      for (const l of this.staleListeners) l(reason);
+    };
+    this.deps.store.putMeta('node', this.meta).then(tell, (err: unknown) => {
+      this.deps.log.error({ err: String(err) }, 'could not record that this node was removed');
+      tell();
+    });
   }
 
   /** Called once if the node finds out its data is stale (it then stops serving; the process should exit). */

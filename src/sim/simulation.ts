@@ -6,9 +6,10 @@ import type { Logger } from '../core/log';
 import { quorumOf } from '../core/quorum';
 import { type Random, randomInt, SeededRandom } from '../core/random';
 import { Ring } from '../core/ring';
+import { type VolumeMeta, volumeDecision } from '../core/volume';
 import type { Candidates, Discovery } from '../discovery/discovery';
 import { QuorumError, UnavailableError } from '../node/errors';
-import { Node, type NodeConfig, StaleDataError } from '../node/node';
+import { Node, type NodeConfig } from '../node/node';
 import {
   type CheckerName,
   checkNoLostWrites,
@@ -94,6 +95,8 @@ export interface SimNode {
   left: boolean;
   /** Gone for good (left, or dead awaiting removenode): never booted again, no faults injected. */
   retired: boolean;
+  /** Being decommissioned (a pod a scale-down removes): once its volume says it left, it is not booted again. */
+  leaving: boolean;
 }
 
 export interface RunResult {
@@ -201,6 +204,7 @@ export class Simulation {
       random,
       left: false,
       retired: false,
+      leaving: false,
     };
     this.nodes.push(node);
     return node;
@@ -237,9 +241,10 @@ export class Simulation {
    */
   async decommission(s: SimNode, limitMs = 600_000): Promise<boolean> {
     this.trace(`decommission ${s.id}`);
+    s.leaving = true;
     const deadline = this.scheduler.now + limitMs;
     while (this.scheduler.now < deadline) {
-      if (s.left) return true; // restarted after it left: refused its stale volume
+      if (s.left) return true; // crashed after it left: its pod is gone, not restarted
       const node = s.node;
       if (node && s.endpoint.state === 'up') {
         if (node.memberStatus() === 'removed') {
@@ -304,6 +309,19 @@ export class Simulation {
   /** Every node that is a member runs and all agree (moves finished). */
   async settleMoves(limitMs = 600_000): Promise<boolean> {
     return this.scheduler.runWhile(() => !this.formed(), this.scheduler.now + limitMs);
+  }
+
+  /**
+   * A scale-up gives a retained volume back to its ordinal: `s`, gone (left, removed or killed),
+   * boots again on the store it had. What it does with that data is the node's decision.
+   */
+  comeBack(s: SimNode): Promise<void> {
+    this.trace(`${s.id} comes back on its volume`);
+    if (s.endpoint.state !== 'down') this.crash(s);
+    s.left = false;
+    s.retired = false;
+    s.leaving = false;
+    return this.boot(s);
   }
 
   /** The node loses its disk (a replaced volume): it crashes and comes back empty. */
@@ -398,29 +416,34 @@ export class Simulation {
   }
 
   private async create(s: SimNode): Promise<void> {
-    s.clock = new SimClock(this.scheduler, s.clock.skewMs);
-    let node: Node;
-    try {
-      node = await Node.create(this.nodeConfig(s), {
-        clock: s.clock,
-        random: s.random,
-        transport: this.network.transportFor(s.address, s.clock),
-        store: s.store,
-        log: this.logger(s.id),
-        discovery: this.discovery(s),
-      });
-    } catch (err) {
-      if (!(err instanceof StaleDataError)) throw err;
-      // a member that left refuses to start on its old volume, as the real process does
-      this.trace(`boot ${s.id} refused: ${err.message}`);
+    // A pod a scale-down removes is not restarted once it has left: only a later scale-up gives
+    // its volume back (comeBack), and then the node starts empty (core/volume.ts).
+    if (s.leaving && volumeDecision(s.store.getMeta<VolumeMeta>('node'), s.id).kind === 'start-empty') {
+      this.trace(`boot ${s.id} skipped: it left the cluster and its pod is gone`);
       s.left = true;
       s.retired = true;
       return;
     }
+    s.clock = new SimClock(this.scheduler, s.clock.skewMs);
+    const node = await Node.create(this.nodeConfig(s), {
+      clock: s.clock,
+      random: s.random,
+      transport: this.network.transportFor(s.address, s.clock),
+      store: s.store,
+      log: this.logger(s.id),
+      discovery: this.discovery(s),
+    });
     s.node = node;
     s.endpoint.handle = (msg) => node.handle(msg);
     s.endpoint.state = 'up';
     node.start();
+    // told it was removed while this store was its volume, the process exits and kubelet restarts it
+    node.onStale(() => {
+      if (s.node !== node) return;
+      this.trace(`${s.id} stopped: removed while this store was its volume; restarting`);
+      this.crash(s);
+      void this.boot(s);
+    });
     this.trace(`boot ${s.id} generation ${node.generation}`);
   }
 

@@ -1,6 +1,6 @@
 // Scaling with real processes: a fourth node joins and streams its ranges in; a node is
 // decommissioned and hands its ranges over; a dead node is removed and its ranges rebuilt from the
-// others; a node that comes back on the volume of a member that left refuses to serve it.
+// others; a node that comes back on the volume of a member that left clears it and joins anew.
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -104,7 +104,7 @@ test('a fourth node joins: it streams its ranges in before it is read, and every
   );
 }, 120_000);
 
-test('decommission hands a node ranges over; its volume is refused afterwards', async () => {
+test('decommission hands a node ranges over; given its volume back, it clears it and joins as a new member', async () => {
   const c = await startCluster('127.28.2');
   const [n1, n2, n3] = c.nodes as [LocalNode, LocalNode, LocalNode];
   await joinFourth(c, '127.28.2.4');
@@ -125,14 +125,18 @@ test('decommission hands a node ranges over; its volume is refused afterwards', 
   expect(ring.members.map((m: { id: string }) => m.id)).toEqual(['n2', 'n3', 'n4']);
   expect(await missing(n3, acked)).toEqual([]);
 
-  // restarted on its old volume, it refuses to start (exit 3) and says what to do
-  await expect(n1.start()).rejects.toThrow(/code 3/);
-  expect(n1.logTail.join('\n')).toMatch(/left the cluster.*empty the data directory/s);
+  // restarted on its old volume (a scale-up giving a retained volume back), it clears it and joins
+  await n1.start();
+  expect(n1.logTail.join('\n')).toMatch(/n1 from before it left the cluster on .*its decommission finished.*clearing it and joining/s);
+  c.nodes.push(n1);
+  await c.waitFormed(60_000);
+  expect((await http('GET', `${n2.url}/ring`)).body.members.map((m: { id: string }) => m.id)).toEqual(['n1', 'n2', 'n3', 'n4']);
+  expect(await missing(n1, acked)).toEqual([]);
   console.log(`decommission: ${after.move.records_streamed} records streamed to the members that took n1's ranges`);
   void n2;
 }, 120_000);
 
-test('removenode rebuilds a dead member ranges from the other replicas; its volume is refused if it comes back', async () => {
+test('removenode rebuilds a dead member ranges from the other replicas; back on its volume, it stops, then starts empty and joins', async () => {
   const c = await startCluster('127.28.3');
   const [n1, n2, n3] = c.nodes as [LocalNode, LocalNode, LocalNode];
   const n4 = await joinFourth(c, '127.28.3.4');
@@ -172,5 +176,12 @@ test('removenode rebuilds a dead member ranges from the other replicas; its volu
   // and it never came back into the ring
   const again = (await http('GET', `${n1.url}/ring`)).body;
   expect(again.members.map((m: { id: string }) => m.id)).toEqual(['n1', 'n3', 'n4']);
+  // started again (kubelet restarts the container), it clears the directory and joins as a new member
+  await n2.start();
+  expect(n2.logTail.join('\n')).toMatch(/the cluster removed it \(removenode\).*clearing it and joining/s);
+  c.nodes.push(n2);
+  await c.waitFormed(60_000);
+  expect((await http('GET', `${n1.url}/ring`)).body.members.map((m: { id: string }) => m.id)).toEqual(['n1', 'n2', 'n3', 'n4']);
+  expect(await missing(n2, acked)).toEqual([]);
   if (short.length) console.log(logsOf(c));
 }, 180_000);

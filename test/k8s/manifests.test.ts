@@ -239,7 +239,7 @@ describe('k8s/ objects agree with each other', () => {
   test('Parallel pod management, rolling updates, a PDB of one, three replicas', () => {
     expect(sts.spec.podManagementPolicy).toBe('Parallel');
     expect(sts.spec.updateStrategy.type).toBe('RollingUpdate');
-    // volumes are deleted by a person who checked that the member left, never by the controller
+    // no scale-down deletes a volume (a decommission that did not finish leaves data only there), nor does deleting the StatefulSet
     expect(sts.spec.persistentVolumeClaimRetentionPolicy).toEqual({ whenScaled: 'Retain', whenDeleted: 'Retain' });
     expect(sts.spec.replicas).toBe(3);
     expect(pdb.spec.maxUnavailable).toBe(1);
