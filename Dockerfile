@@ -32,9 +32,11 @@ COPY package.json package-lock.json ./
 # build stage's node_modules: nothing of the toolchain can leak into the image.
 RUN npm install --omit=dev --no-audit --no-fund
 COPY --from=build /app/dist dist
-# `quorumkv` on PATH, as the probes and preStop in k8s/base/statefulset.yaml call it. npm does not
-# link a project's own "bin" on install, so link it by hand (tsc does not keep the execute bit).
-RUN chmod +x dist/src/cli/main.js && mkdir -p bin && ln -s ../dist/src/cli/main.js bin/quorumkv
+# `quorumkv` on PATH, as the preStop in k8s/base/statefulset.yaml calls it, and `quorumkv-probe`, the lean entry
+# point the exec probes run (the same code as `quorumkv health`, without loading the rest of the
+# CLI: docs/BENCHMARKS.md). npm does not link a project's own "bin" on install, so link them by
+# hand (tsc does not keep the execute bit).
+RUN chmod +x dist/src/cli/main.js dist/src/cli/probe.js && mkdir -p bin && ln -s ../dist/src/cli/main.js bin/quorumkv && ln -s ../dist/src/cli/probe.js bin/quorumkv-probe
 ENV PATH=/app/bin:$PATH
 # The node's data directory (its default, ./data/<node-id>, would be on the read-only /app).
 ENV QUORUMKV_DATA_DIR=/var/lib/quorumkv

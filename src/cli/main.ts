@@ -4,6 +4,7 @@
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
+import { healthCheck, probeHeaders } from './probe';
 import { ago, percent, table } from './table';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -130,7 +131,13 @@ function program(): Command {
         .default('two-phase'),
     )
     .action(async (probe: string, o: { url: string; timeoutMs: string; rule: string }) => {
-      const { code, line } = await healthCheck(probe, o.url, Number(o.timeoutMs), o.rule);
+      // the same code as the quorumkv-probe binary, which the manifests' probes run (it loads no more than it needs)
+      const { code, line } = await healthCheck(probe, {
+        url: o.url,
+        timeoutMs: Number(o.timeoutMs),
+        rule: o.rule,
+        headers: probeHeaders(process.env),
+      });
       process.stdout.write(`${line}\n`);
       process.exit(code);
     });
@@ -301,56 +308,6 @@ async function fetchJson(url: string, path: string): Promise<any> {
     process.stderr.write(`quorumkv: cannot read ${path} from ${url}: ${(err as Error).message}\n`);
     process.exit(1);
   }
-}
-
-/** One probe: asks the node, applies the rule from core to what it says, one line of why. */
-async function healthCheck(probe: string, url: string, timeoutMs: number, rule: string): Promise<{ code: number; line: string }> {
-  const paths: Record<string, string> = { liveness: '/health', readiness: '/health/ready', startup: '/health/startup' };
-  const path = paths[probe];
-  if (!path) return { code: 2, line: `unknown probe ${JSON.stringify(probe)}: liveness, readiness or startup` };
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) return { code: 2, line: '--timeout-ms must be a positive number' };
-  const { liveness, naiveReadiness, readiness, startup } = await import('../core/health');
-  let body: Record<string, unknown>;
-  try {
-    const res = await axios.get(`${url.replace(/\/+$/, '')}${path}`, { timeout: timeoutMs, validateStatus: () => true });
-    body = res.data as Record<string, unknown>;
-    if (typeof body !== 'object' || body === null)
-      return { code: 1, line: `${probe}: failed: ${url}${path} answered ${res.status} without JSON` };
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const why =
-      e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT'
-        ? `no answer within ${timeoutMs} ms (hung or overloaded)`
-        : (e.message ?? String(err));
-    return { code: 1, line: `${probe}: failed: ${url}${path}: ${why}` };
-  }
-  let verdict: { ok: boolean; reason: string };
-  if (probe === 'liveness') {
-    verdict = liveness({ eventLoopDelayMs: Number(body.event_loop_delay_ms) });
-  } else if (probe === 'startup') {
-    verdict = startup({
-      storageOpen: body.storage_open === true,
-      serving: body.serving === true,
-      discoveryTried: body.discovery_tried === true,
-      ...(typeof body.discovery_problem === 'string' ? { discoveryProblem: body.discovery_problem } : {}),
-      knownMembers: Number(body.known_members),
-      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
-    });
-  } else {
-    const input = {
-      storageOpen: body.storage_open === true,
-      serving: body.serving === true,
-      draining: body.draining === true,
-      podsExisting: typeof body.pods_existing === 'number' ? body.pods_existing : undefined,
-      expectedPods: typeof body.expected_pods === 'number' ? body.expected_pods : undefined,
-      liveMembers: Number(body.live_members),
-      quorumMembers: Number(body.quorum_members),
-      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
-      ...(typeof body.move_progress === 'number' ? { moveProgress: body.move_progress } : {}),
-    };
-    verdict = rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
-  }
-  return { code: verdict.ok ? 0 : 1, line: `${probe}: ${verdict.reason}` };
 }
 
 interface MoveStatus {

@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+// `quorumkv-probe startup|readiness|liveness`: the exec probe kubelet runs in every pod, every few
+// seconds for the pod's whole life. `quorumkv health <probe>` runs the same code (healthCheck).
+//
+// Cost is the point of this file. A probe is a fresh Node process, so what it costs is what it
+// loads: this imports node:http and core/health (pure, no imports) and nothing else, so a run costs
+// about what `node -e 0` costs, where the full CLI loads commander, axios (70-odd modules) and the
+// config table first. `npm run bench:probe` measures them side by side (docs/BENCHMARKS.md), and
+// test/integration/probe.test.ts checks what this loads. Keep it so: no dependency, no import of
+// anything that imports one.
+//
+// Deadline: one timer covers connecting, the request and the whole reply (--timeout-ms, 2 s by
+// default), so a hung node (SIGSTOP: the kernel still accepts the connection, nothing answers) or
+// one that trickles its reply fails the probe inside kubelet's timeoutSeconds (3 s) with a reason,
+// rather than kubelet killing the probe without one.
+
+import http from 'node:http';
+import { liveness, naiveReadiness, readiness, startup, type Verdict } from '../core/health';
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+/** Under the manifests' probe timeoutSeconds (3 s), with room for Node's own start (~0.1 s). */
+export const DEFAULT_PROBE_TIMEOUT_MS = 2_000;
+/** A health reply is a few hundred bytes; anything much larger is not one. */
+const MAX_REPLY_BYTES = 64 * 1024;
+
+const PATHS: Record<string, string> = { liveness: '/health', readiness: '/health/ready', startup: '/health/startup' };
+const RULES = ['two-phase', 'naive'];
+
+export interface ProbeOptions {
+  /** The node, e.g. http://127.0.0.1:8080 (a trailing slash is ignored). */
+  url: string;
+  timeoutMs: number;
+  /** Readiness rule: two-phase, or naive (the seed design's deadlock, for demonstrations). */
+  rule: string;
+  /**
+   * Extra request headers. The health routes need none today; if they come to require the admin
+   * token, this is where `Authorization: Bearer <first token of QUORUMKV_ADMIN_TOKEN>` goes
+   * (see probeHeaders).
+   */
+  headers?: Record<string, string>;
+}
+
+export interface ProbeResult {
+  /** 0 pass, 1 fail, 2 bad usage (kubelet counts every non-zero as a failure). */
+  code: number;
+  /** One line for kubelet's event log: why. */
+  line: string;
+}
+
+/** One probe: asks the node, applies the rule from core to what it says, one line of why. */
+export async function healthCheck(probe: string, o: ProbeOptions): Promise<ProbeResult> {
+  const path = PATHS[probe];
+  if (!path) return { code: 2, line: `unknown probe ${JSON.stringify(probe)}: liveness, readiness or startup` };
+  if (!Number.isFinite(o.timeoutMs) || o.timeoutMs <= 0) return { code: 2, line: '--timeout-ms must be a positive number' };
+  const target = `${o.url.replace(/\/+$/, '')}${path}`;
+  let body: Record<string, unknown>;
+  try {
+    const res = await getJson(target, o.timeoutMs, o.headers ?? {});
+    if (typeof res.body !== 'object' || res.body === null)
+      return { code: 1, line: `${probe}: failed: ${o.url}${path} answered ${res.status} without JSON` };
+    body = res.body as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    const why = e.code === 'ETIMEDOUT' ? `no answer within ${o.timeoutMs} ms (hung or overloaded)` : e.message || e.code || String(err);
+    return { code: 1, line: `${probe}: failed: ${o.url}${path}: ${why}` };
+  }
+  const verdict = judge(probe, body, o.rule);
+  return { code: verdict.ok ? 0 : 1, line: `${probe}: ${verdict.reason}` };
+}
+
+/** The rule from core applied to the node's reply (its fields in snake_case, as the routes send them). */
+function judge(probe: string, body: Record<string, unknown>, rule: string): Verdict {
+  if (probe === 'liveness') return liveness({ eventLoopDelayMs: Number(body.event_loop_delay_ms) });
+  if (probe === 'startup') {
+    return startup({
+      storageOpen: body.storage_open === true,
+      serving: body.serving === true,
+      discoveryTried: body.discovery_tried === true,
+      ...(typeof body.discovery_problem === 'string' ? { discoveryProblem: body.discovery_problem } : {}),
+      knownMembers: Number(body.known_members),
+      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
+    });
+  }
+  const input = {
+    storageOpen: body.storage_open === true,
+    serving: body.serving === true,
+    draining: body.draining === true,
+    podsExisting: typeof body.pods_existing === 'number' ? body.pods_existing : undefined,
+    expectedPods: typeof body.expected_pods === 'number' ? body.expected_pods : undefined,
+    liveMembers: Number(body.live_members),
+    quorumMembers: Number(body.quorum_members),
+    ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
+    ...(typeof body.move_progress === 'number' ? { moveProgress: body.move_progress } : {}),
+  };
+  return rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
+}
+
+/**
+ * GET `target`: the status and the reply parsed as JSON (the raw text when it is not JSON). One
+ * deadline for everything; a timeout rejects with code ETIMEDOUT. No keep-alive, no proxy, no
+ * redirects: the probe talks to its own pod.
+ */
+async function getJson(target: string, timeoutMs: number, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
+  const url = new URL(target);
+  // https only if --url names a TLS endpoint; loaded then, so plain probes never pay for tls
+  const client: { get: typeof http.get } | undefined =
+    url.protocol === 'http:' ? http : url.protocol === 'https:' ? await import('node:https') : undefined;
+  if (!client) throw new Error(`unsupported protocol ${url.protocol} (http or https)`);
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    /** The first outcome wins; the request is torn down either way (no keep-alive to keep). */
+    const settle = (err: Error | undefined, value?: { status: number; body: unknown }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value as { status: number; body: unknown });
+      req.destroy();
+    };
+    const timer = setTimeout(() => settle(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    const req = client.get(url, { agent: false, headers: { accept: 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_REPLY_BYTES) settle(new Error(`reply larger than ${MAX_REPLY_BYTES} bytes: not a health reply`));
+        else chunks.push(chunk);
+      });
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {}
+        settle(undefined, { status: res.statusCode ?? 0, body });
+      });
+      res.on('error', (err) => settle(err));
+    });
+    req.on('error', (err) => settle(err));
+  });
+}
+
+/** Headers every probe sends; none today (the health routes are open, see ProbeOptions.headers). */
+export function probeHeaders(_env: NodeJS.ProcessEnv): Record<string, string> {
+  return {};
+}
+
+const USAGE = `Usage: quorumkv-probe <liveness|readiness|startup> [--url <url>] [--timeout-ms <ms>] [--rule two-phase|naive]
+
+Probe the local node as kubelet does: prints why, exits 0 (pass) or 1 (fail); 2 on bad usage.
+Same as \`quorumkv health <probe>\`, without loading the rest of the CLI.
+
+  --url <url>         A node of the cluster [QUORUMKV_URL] (default: ${DEFAULT_URL})
+  --timeout-ms <ms>   Give up (and fail) after this long; keep it under the probe timeout (default: ${DEFAULT_PROBE_TIMEOUT_MS})
+  --rule <rule>       Readiness rule: two-phase, or naive (the seed design's deadlock, for demonstrations) (default: two-phase)
+`;
+
+export type ProbeArgs = { help: true } | { error: string } | { probe: string; options: ProbeOptions };
+
+/**
+ * The arguments of `quorumkv-probe`, as `quorumkv health` takes them: `--flag value` or
+ * `--flag=value` anywhere, a flag wins over QUORUMKV_URL, that over the default.
+ */
+export function parseProbeArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ProbeArgs {
+  const given: Record<string, string> = {};
+  const words: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '-h' || a === '--help') return { help: true };
+    if (!a.startsWith('--')) {
+      words.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    if (!['url', 'timeout-ms', 'rule'].includes(name)) return { error: `unknown option '${a}'` };
+    const value = eq < 0 ? argv[++i] : a.slice(eq + 1);
+    if (value === undefined) return { error: `option '--${name}' needs a value` };
+    given[name] = value;
+  }
+  if (words.length !== 1)
+    return { error: words.length === 0 ? 'missing the probe: liveness, readiness or startup' : `one probe only, got ${words.join(' ')}` };
+  const rule = given.rule ?? 'two-phase';
+  if (!RULES.includes(rule)) return { error: `--rule ${JSON.stringify(rule)}: ${RULES.join(' or ')}` };
+  return {
+    probe: words[0] as string,
+    options: {
+      url: given.url ?? env.QUORUMKV_URL ?? DEFAULT_URL,
+      timeoutMs: given['timeout-ms'] === undefined ? DEFAULT_PROBE_TIMEOUT_MS : Number(given['timeout-ms']),
+      rule,
+      headers: probeHeaders(env),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseProbeArgs(process.argv.slice(2), process.env);
+  if ('help' in args) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if ('error' in args) {
+    process.stderr.write(`quorumkv-probe: ${args.error}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  const { code, line } = await healthCheck(args.probe, args.options);
+  process.stdout.write(`${line}\n`);
+  process.exit(code);
+}
+
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`quorumkv-probe: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
