@@ -581,8 +581,11 @@ export class StatefulSetSim {
   }
 
   /** The manifest's command, with the image's `quorumkv` being this repository's compiled CLI. */
+  /** The image's binaries as the built files they link to (Dockerfile: bin/quorumkv, bin/quorumkv-probe). */
   private argv(command: string[]): string[] {
-    return command[0] === 'quorumkv' ? [process.execPath, cliPath(), ...command.slice(1)] : command;
+    if (command[0] === 'quorumkv') return [process.execPath, cliPath(), ...command.slice(1)];
+    if (command[0] === 'quorumkv-probe') return [process.execPath, path.join(path.dirname(cliPath()), 'probe.js'), ...command.slice(1)];
+    return command;
   }
 
   private startContainer(pod: SimPod): void {

@@ -375,13 +375,22 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
     const [program, ...args] = command;
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'));
     if (!Object.keys(pkg.bin).includes(program as string)) return [`${program} is not a binary of the package (${Object.keys(pkg.bin)})`];
+    const escapeRe = (w: string) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const firstOption = args.findIndex((a) => a.startsWith('-'));
     const words = firstOption < 0 ? args : args.slice(0, firstOption);
+    if (program === 'quorumkv-probe') {
+      // the probe's own entry point: one usage line naming every probe and option
+      const r = spawnSync(process.execPath, [path.join(path.dirname(cli), 'probe.js'), '--help'], { encoding: 'utf8', timeout: 15_000 });
+      const usage = `${r.stdout}${r.stderr}`;
+      if (!usage.includes('Usage: quorumkv-probe ')) return [`quorumkv-probe --help printed no usage: ${usage}`];
+      return args
+        .filter((w) => !new RegExp(`(^|[^\\w-])${escapeRe(w)}([^\\w-]|$)`).test(usage))
+        .map((w) => `quorumkv-probe's usage does not mention ${w}: ${usage}`);
+    }
     const r = spawnSync(process.execPath, [cli, ...words.slice(0, 1), '--help'], { encoding: 'utf8', timeout: 15_000 });
     if (r.status !== 0) return [`${words[0]} --help exited with ${r.status}: ${r.stderr}`];
     // Commander prints the top-level help for an unknown word, with exit 0.
     if (!r.stdout.includes(`Usage: quorumkv ${words[0]} `)) return [`no subcommand ${words[0]}:\n${r.stdout}`];
-    const escapeRe = (w: string) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     return [...words.slice(1), ...args.filter((a) => a.startsWith('--'))]
       .filter((w) => !new RegExp(`(^|[^\\w-])${escapeRe(w)}([^\\w-]|$)`).test(r.stdout))
       .map((w) => `${words[0]} --help does not mention ${w}:\n${r.stdout}`);
@@ -391,12 +400,15 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
     expect(cliProblems(command)).toEqual([]);
   });
 
-  test.each([[['quorumkv', 'nosuch']], [['quorumkv', 'health', 'livenes']], [['quorumkv', 'drain', '--wait-sec', '5']], [['kv', 'serve']]])(
-    'a command the CLI does not have is caught: %j',
-    (command) => {
-      expect(cliProblems(command)).toHaveLength(1);
-    },
-  );
+  test.each([
+    [['quorumkv', 'nosuch']],
+    [['quorumkv', 'health', 'livenes']],
+    [['quorumkv', 'drain', '--wait-sec', '5']],
+    [['kv', 'serve']],
+    [['quorumkv-probe', 'livenes']],
+  ])('a command the CLI does not have is caught: %j', (command) => {
+    expect(cliProblems(command)).toHaveLength(1);
+  });
 
   test('the probes have the budgets their comments promise', () => {
     const { startupProbe, readinessProbe, livenessProbe } = container;
