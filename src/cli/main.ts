@@ -64,8 +64,7 @@ function program(): Command {
         const e = err as NodeJS.ErrnoException;
         const why = e.code === 'EADDRINUSE' ? `${config.host}:${config.port} is already in use (--port / --host)` : e.message;
         process.stderr.write(`quorumkv serve: cannot start: ${why}\n`);
-        // 3: the volume of a member that left; starting again will not help, emptying it will
-        process.exit(e.name === 'StaleDataError' ? 3 : 1);
+        process.exit(1);
       }
     });
   // loadConfig reads the environment itself (so an error can say which source a bad value came
