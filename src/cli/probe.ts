@@ -3,7 +3,7 @@
 // seconds for the pod's whole life. `quorumkv health <probe>` runs the same code (healthCheck).
 //
 // Cost is the point of this file. A probe is a fresh Node process, so what it costs is what it
-// loads: this imports node:http and core/health (pure, no imports) and nothing else, so a run costs
+// loads: this imports node:net and core/health (pure, no imports) and nothing else, so a run costs
 // about what `node -e 0` costs, where the full CLI loads commander, axios (70-odd modules) and the
 // config table first. `npm run bench:probe` measures them side by side (docs/BENCHMARKS.md), and
 // test/integration/probe.test.ts checks what this loads. Keep it so: no dependency, no import of
@@ -14,7 +14,7 @@
 // one that trickles its reply fails the probe inside kubelet's timeoutSeconds (3 s) with a reason,
 // rather than kubelet killing the probe without one.
 
-import http from 'node:http';
+import net from 'node:net';
 import { liveness, naiveReadiness, readiness, startup, type Verdict } from '../core/health';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -98,45 +98,66 @@ function judge(probe: string, body: Record<string, unknown>, rule: string): Verd
 /**
  * GET `target`: the status and the reply parsed as JSON (the raw text when it is not JSON). One
  * deadline for everything; a timeout rejects with code ETIMEDOUT. No keep-alive, no proxy, no
- * redirects: the probe talks to its own pod.
+ * redirects: the probe talks to its own pod. Plain http is one HTTP/1.0 request on a bare socket
+ * (node:net: the reply ends when the node closes the connection, so there is no chunked body or
+ * keep-alive to parse; node:http costs ~9 ms more to load, a probe's whole margin); https goes
+ * through node:https, loaded only then.
  */
 async function getJson(target: string, timeoutMs: number, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
   const url = new URL(target);
-  // https only if --url names a TLS endpoint; loaded then, so plain probes never pay for tls
-  const client: { get: typeof http.get } | undefined =
-    url.protocol === 'http:' ? http : url.protocol === 'https:' ? await import('node:https') : undefined;
-  if (!client) throw new Error(`unsupported protocol ${url.protocol} (http or https)`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol} (http or https)`);
+  const https = url.protocol === 'https:' ? await import('node:https') : undefined;
   return new Promise((resolve, reject) => {
     let settled = false;
-    /** The first outcome wins; the request is torn down either way (no keep-alive to keep). */
+    let teardown = () => {};
+    /** The first outcome wins; the connection is torn down either way (no keep-alive to keep). */
     const settle = (err: Error | undefined, value?: { status: number; body: unknown }) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       if (err) reject(err);
       else resolve(value as { status: number; body: unknown });
-      req.destroy();
+      teardown();
     };
     const timer = setTimeout(() => settle(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
-    const req = client.get(url, { agent: false, headers: { accept: 'application/json', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_REPLY_BYTES) settle(new Error(`reply larger than ${MAX_REPLY_BYTES} bytes: not a health reply`));
-        else chunks.push(chunk);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_REPLY_BYTES) settle(new Error(`reply larger than ${MAX_REPLY_BYTES} bytes: not a health reply`));
+      else chunks.push(chunk);
+    };
+    const parsed = (status: number, text: string) => {
+      let body: unknown = text;
+      try {
+        body = JSON.parse(text);
+      } catch {}
+      return { status, body };
+    };
+    if (https) {
+      const req = https.get(url, { agent: false, headers: { accept: 'application/json', ...headers } }, (res) => {
+        res.on('data', onData);
+        res.on('end', () => settle(undefined, parsed(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
+        res.on('error', (err) => settle(err));
       });
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {}
-        settle(undefined, { status: res.statusCode ?? 0, body });
-      });
-      res.on('error', (err) => settle(err));
+      req.on('error', (err) => settle(err));
+      teardown = () => req.destroy();
+      return;
+    }
+    const socket = net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) });
+    teardown = () => socket.destroy();
+    const lines = [`GET ${url.pathname}${url.search} HTTP/1.0`, `Host: ${url.host}`, 'Accept: application/json'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    socket.on('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
+    socket.on('data', onData);
+    socket.on('error', (err) => settle(err));
+    socket.on('end', () => {
+      const reply = Buffer.concat(chunks).toString('utf8');
+      const head = reply.indexOf('\r\n\r\n');
+      const status = /^HTTP\/1\.[01] ([0-9]{3}) /.exec(reply);
+      if (head < 0 || !status) settle(new Error('the reply is not HTTP'));
+      else settle(undefined, parsed(Number(status[1]), reply.slice(head + 4)));
     });
-    req.on('error', (err) => settle(err));
   });
 }
 
