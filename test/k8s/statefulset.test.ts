@@ -250,7 +250,7 @@ test('scaling down terminates the pod with its preStop and keeps its volume (whe
   expect(await s.scaleAndWait(3, 60_000)).toBe(true);
   const back = s.pod(2) as NonNullable<ReturnType<typeof s.pod>>;
   expect(back.logTail.join('\n')).toMatch(/quorumkv-2 from before it left the cluster on .*its decommission finished.*clearing it/s);
-  const move = (await http('GET', `${back.url}/admin/move`)).body;
+  const move = (await http('GET', `${back.url}/admin/move`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
   expect(move).toMatchObject({ status: 'normal', move: { kind: 'join', phase: 'done' } });
 }, 150_000);
 
@@ -340,58 +340,6 @@ test('a rolling restart under load replaces every pod once, from the highest ord
   // the restarted cluster serves quorum writes through every pod
   for (const url of s.readyEndpoints()) expect((await put(url, `after-rollout-${url}`, 1, '?consistency=all')).status).toBe(200);
 }, 200_000);
-
-test('a rolling restart to the cluster secret A,B under quorum load fails no request; the pods then let in a member holding B,A', async () => {
-  // The first half of a rotation A -> B (the whole of it, three rollouts under load, is
-  // `npm run k8s-sim -- --scenario rotate-token`; FINDINGS.md has its figures).
-  const [A, B] = ['sim-token-A-0c7d1f', 'sim-token-B-e5a962'];
-  const s = await run({
-    podManagementPolicy: 'Parallel',
-    ipPrefix: '127.58',
-    dnsPort: 15458,
-    maxGraceSeconds: 20,
-    env: { QUORUMKV_CLUSTER_SECRET: A },
-  });
-  expect(await s.waitFor(() => s.allReady(), 60_000)).toBe(true);
-  const address = (i: number) => `${(s.pod(i) as { ip: string }).ip}:8080`;
-  // the control: a member that already proves B is refused while the pods hold A alone
-  await expect(replicaRecord(address(0), 'k', `${B},${A}`)).rejects.toThrow(/token/);
-  const load = startLoad({
-    endpoints: () => s.readyEndpoints(),
-    concurrency: 4,
-    keySpace: 500,
-    writeRatio: 0.5,
-    maxOps: 50_000,
-    maxDurationMs: 150_000,
-  });
-  const start = Date.now();
-  s.setEnv('QUORUMKV_CLUSTER_SECRET', `${A},${B}`);
-  const rolled = await s.rolloutStatus(120_000);
-  const report = await load.stop();
-  console.log(
-    `rollout of QUORUMKV_CLUSTER_SECRET=A,B: ${((Date.now() - start) / 1000).toFixed(1)} s (probe periods x0.5)\n${formatLoadReport(report)}`,
-  );
-  expect(rolled).toBe(true);
-  // every pod was re-created once, from the new template, and its container holds A,B
-  expect(
-    s.allPods().map((p) => `${p.name}:${p.ready ? 'Ready' : 'NotReady'}:rev${p.revision}:${containerEnv(p).QUORUMKV_CLUSTER_SECRET}`),
-  ).toEqual([0, 1, 2].map((i) => `quorumkv-${i}:Ready:rev2:${A},${B}`));
-  expect(s.timeline.filter((l) => l.includes(': terminating (rolling update to revision 2)'))).toHaveLength(3);
-  expect(s.timeline.some((l) => l.includes(A) || l.includes(B))).toBe(false); // the timeline never shows a token
-  // Old and new pods met all along: not one request a pod received failed, none was stale, nothing
-  // was lost. (Requests with no Ready pod to go to are left out: on an overloaded machine every
-  // probe can time out at once, the token has nothing to do with that, and the log shows them.)
-  expect(report.ops).toBeGreaterThan(100);
-  expect(Object.keys(report.failuresByReason).filter((r) => !/^(put|get) no endpoint$/.test(r))).toEqual([]);
-  expect(report.falseNotFound).toEqual([]);
-  expect(report.staleReads).toEqual([]);
-  expect(await load.verify(s.readyEndpoints()[0] as string)).toEqual({ checked: report.ackedKeys, lost: [], unverified: [] });
-  // the next step can begin: every pod lets in a member holding B,A; one holding B alone not yet
-  for (const i of [0, 1, 2]) {
-    expect(await replicaRecord(address(i), 'k', `${B},${A}`)).toBeNull();
-    await expect(replicaRecord(address(i), 'k', B)).rejects.toThrow(/token/);
-  }
-}, 150_000);
 
 test('scale 3 -> 5 -> 3 under quorum load: new pods stream their ranges in, removed ones hand theirs over; nothing is lost or missed', async () => {
   // maxGraceSeconds bounds the run (the manifest's hour is for large volumes)

@@ -1,13 +1,15 @@
-// 2,000 seeds of whole clusters under mixed faults must keep every invariant. They run through
+// 1,000 seeds of whole clusters under mixed faults must keep every invariant. They run through
 // `npm run sim` (compiled, plain node, worker threads): in jest's vm sandbox the same runs take
-// twice the CPU. A failing seed is printed with its replay command.
+// twice the CPU. A failing seed is printed with its replay command. This is the suite's short
+// version, sized to keep `npm test` under ten minutes on 2 cores; the campaign is `npm run sim --
+// --seeds 10000` (FINDINGS.md §8).
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { repoRoot } from '../../scripts/lib/local-cluster';
 
 const run = promisify(execFile);
-const SEEDS = 2000;
+const SEEDS = 1000;
 
 test(`${SEEDS} seeds of mixed faults (partition, crash, move, pause, drop, skew) violate no invariant`, async () => {
   let stdout: string;
