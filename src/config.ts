@@ -140,6 +140,23 @@ export function parseTokenList(raw: string): string[] {
   return tokens;
 }
 
+/**
+ * An admin token list: as parseTokenList, and each token in the characters a bearer token may have
+ * (RFC 6750 b64token), else no Authorization header could ever carry it and the routes would be
+ * locked to everyone.
+ */
+export function parseAdminTokenList(raw: string): string[] {
+  const tokens = parseTokenList(raw);
+  const bad = tokens.map((t, i) => (/^[A-Za-z0-9\-._~+/]+=*$/.test(t) ? -1 : i)).filter((i) => i >= 0);
+  if (bad.length > 0) {
+    const which = tokens.length === 1 ? 'the token' : `token ${(bad[0] as number) + 1} of ${tokens.length}`;
+    throw new Error(
+      `must be current[,next] of bearer tokens (letters, digits and - . _ ~ + /, then = padding): ${which} has another character (openssl rand -hex 32 makes one)`,
+    );
+  }
+  return tokens;
+}
+
 function hostPortList(raw: string): string[] {
   return raw
     .split(',')
@@ -503,7 +520,7 @@ export const SETTINGS: readonly Setting[] = [
       'With neither this nor --admin-from-loopback the admin routes refuse every request (403, naming both settings). The cluster secret does not open them',
     defaultText: 'none',
     fallback: () => undefined,
-    parse: parseTokenList,
+    parse: parseAdminTokenList,
     secret: true,
   },
   {

@@ -114,6 +114,17 @@ describe('serve configuration', () => {
     }
   });
 
+  test('an admin token a bearer header cannot carry is refused at start, naming the setting and never the token', () => {
+    const lines = problems(() => loadConfig({ nodeId: 'a', adminToken: 'ok-1,p@ss!word' }, {}));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^--admin-token \(QUORUMKV_ADMIN_TOKEN\): from --admin-token: must be current\[,next\] of bearer tokens/);
+    expect(lines[0]).toContain('token 2 of 2 has another character');
+    expect(lines[0]).not.toMatch(/p@ss|ok-1/);
+    // the cluster secret is an HMAC key, never a header: any characters but whitespace and commas
+    expect(loadConfig({ nodeId: 'a', clusterSecret: 'p@ss!word' }, {}).clusterSecret).toEqual(['p@ss!word']);
+    expect(loadConfig({ nodeId: 'a', adminToken: 'aB3-._~+/x==' }, {}).adminToken).toEqual(['aB3-._~+/x==']);
+  });
+
   test('the logged config hides every token of every secret list, and shows how many there are', () => {
     const c = loadConfig({ nodeId: 'a', clusterSecret: 'tok-A,tok-B', adminToken: 'adm-1' }, {});
     const shown = redacted(c);
