@@ -18,16 +18,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { argReader } from './lib/args';
 import { writeBenchmarkSection } from './lib/bench-doc';
 import { EtcdCluster, findEtcd } from './lib/etcd';
 import { LocalCluster } from './lib/local-cluster';
 import { rssSampler, sumCounters } from './lib/proc-stats';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
+const args = argReader(process.argv);
+const option = (name: string, fallback: string): string => args.get(name) ?? fallback;
 
 const ROUNDS = Number(option('rounds', '3'));
 const SECONDS = Number(option('seconds', '10'));

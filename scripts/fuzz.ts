@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { INTERNODE_PORT_DISTANCE } from '../src/config';
 import { keyProblem } from '../src/core/limits';
+import { argReader } from './lib/args';
 import { HTTP_CATEGORIES, type HttpCase, httpCase, judgeReplies } from './lib/fuzz-http';
 import { FRAME_CATEGORIES, type PeerCase, peerCase, runPeerCase } from './lib/fuzz-internode';
 import { FAST_ARGS, LocalCluster, type LocalNode } from './lib/local-cluster';
@@ -42,17 +43,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const get = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const num = (name: string, fallback: number) => {
-    const v = get(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
-    return n;
-  };
+  const { get, num } = argReader(argv);
   const net = get('net') ?? '127.40.0';
   if (!/^127\.\d{1,3}\.\d{1,3}$/.test(net)) throw new Error(`--net must be a /24 of loopback such as 127.40.0, got ${JSON.stringify(net)}`);
   return {

@@ -9,13 +9,12 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { argReader } from './lib/args';
 import { LocalCluster, repoRoot } from './lib/local-cluster';
 import { findWrk, runWrk } from './lib/wrk';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : fallback;
-}
+const args = argReader(process.argv);
+const option = (name: string, fallback: string): string => args.get(name) ?? fallback;
 
 const PHASE = option('phase', 'write');
 const SECONDS = Number(option('seconds', '10'));

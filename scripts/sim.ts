@@ -11,6 +11,7 @@
 import os from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { ALL_FAULTS, type FaultKind, type RunResult, runSeed, type SimOptions } from '../src/sim/simulation';
+import { argReader } from './lib/args';
 
 interface Args {
   seeds: number;
@@ -23,17 +24,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const get = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  const num = (name: string, fallback: number) => {
-    const v = get(name);
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
-    return n;
-  };
+  const { get, num } = argReader(argv);
   const faults = get('faults');
   const base: Omit<SimOptions, 'seed'> = {};
   if (get('nodes')) base.nodes = num('nodes', 5);
