@@ -26,7 +26,7 @@
 // Layout. Segment: header (magic, u32 seq, u32 crc32 of both) in its first 4 KiB, frames from 4 KiB.
 // Frame: u32 payload bytes | u32 crc32 of (seq ‖ payload) | u32 seq | payload (record-codec's write).
 
-import { closeSync, constants, fsyncSync, openSync, readdirSync, readSync, write as writeAsync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readdirSync, readSync, write as writeAsync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeWrite, type EncodedWrite, type LoggedWrite } from './record-codec';
@@ -167,9 +167,11 @@ export class CommitLog {
     const applied = appliedThrough ?? { seq: 0, offset: HEADER_BYTES };
     const replay: Replayed[] = [];
     const live = segments.filter((s) => s.seq !== 0 && s.seq >= applied.seq).sort((a, b) => a.seq - b.seq);
-    const buf = Buffer.allocUnsafe(options.segmentBytes);
     for (const s of live) {
-      const n = readSync(s.fd, buf, 0, options.segmentBytes, 0);
+      // the whole file: a node restarted with a smaller --max-value-bytes has smaller segments now
+      const size = fstatSync(s.fd).size;
+      const buf = Buffer.allocUnsafe(size);
+      const n = readSync(s.fd, buf, 0, size, 0);
       let at = s.seq === applied.seq ? applied.offset : HEADER_BYTES;
       for (;;) {
         if (at + FRAME_HEADER_BYTES > n) break;

@@ -117,3 +117,12 @@ test('a write larger than a segment is refused with the sizes, and the log goes 
   await expect(log.append(frame(2))).resolves.toMatchObject({ seq: expect.any(Number) });
   await log.close();
 });
+
+test('segments written larger than the size the log now uses are read to their end', async () => {
+  const { log } = CommitLog.open(options({ segmentBytes: 256 * 1024 }), undefined);
+  for (let i = 0; i < 150; i++) await log.append(frame(i, 1000)); // ~160 KiB: past 64 KiB in one segment
+  await log.close();
+  const smaller = CommitLog.open(options({ segmentBytes: 64 * 1024 }), undefined);
+  expect(keys(smaller.replay)).toEqual(Array.from({ length: 150 }, (_, i) => `k${i}`));
+  await smaller.log.close();
+});
