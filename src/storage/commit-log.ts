@@ -26,7 +26,19 @@
 // Layout. Segment: header (magic, u32 seq, u32 crc32 of both) in its first 4 KiB, frames from 4 KiB.
 // Frame: u32 payload bytes | u32 crc32 of (seq ‖ payload) | u32 seq | payload (record-codec's write).
 
-import { closeSync, constants, fstatSync, fsyncSync, openSync, readdirSync, readSync, write as writeAsync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  promises as fsp,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  write as writeAsync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { decodeWrite, type EncodedWrite, type LoggedWrite } from './record-codec';
@@ -124,6 +136,10 @@ export class CommitLog {
   private appliedSeq: number;
   private failure: Error | undefined;
   private closed = false;
+  /** Slot number the next new segment file takes. */
+  private nextSlot: number;
+  /** A spare segment being made in the background (so moving on never waits for a new file). */
+  private makingSpare: Promise<void> | undefined;
   private idle: Array<() => void> = [];
   /** Disk writes made and frames they carried, for the benchmark's report. */
   diskWrites = 0;
@@ -137,8 +153,7 @@ export class CommitLog {
   ) {
     this.nextSeq = maxSeq + 1;
     this.appliedSeq = appliedSeq;
-    // a spare beside the active segment, so moving on to the next one never waits for a new file
-    while (this.segments.length < Math.min(2, options.maxSegments)) this.createSegment();
+    this.nextSlot = segments.reduce((m, s) => Math.max(m, s.slot + 1), 0);
     const free = this.freeSegment();
     if (free === undefined) throw new Error('commit log: no free segment at open');
     this.active = free;
@@ -233,6 +248,7 @@ export class CommitLog {
 
   async close(): Promise<void> {
     await this.drained();
+    await this.makingSpare;
     this.closed = true;
     for (const w of this.waiting.splice(0)) w.reject(new Error('commit log: closed'));
     for (const s of this.segments) closeSync(s.fd);
@@ -270,6 +286,7 @@ export class CommitLog {
     bytes.writeUInt32LE(crc32(bytes.subarray(8)), 4);
     const offset = this.writeOffset;
     this.writeOffset += bytes.length;
+    if (this.writeOffset * 2 > this.options.segmentBytes) this.spareSoon();
     let batch = this.queue[this.queue.length - 1];
     if (batch === undefined || batch === this.inFlight || batch.segment !== seg || batch.offset + batch.bytes !== offset) {
       batch = { segment: seg, offset, chunks: [], bytes: 0, waiters: [] };
@@ -290,9 +307,11 @@ export class CommitLog {
     return this.createSegment();
   }
 
+  /** A new zero-filled segment file, made here and now (when no spare was ready). */
   private createSegment(): Segment {
-    const slot = this.segments.reduce((m, s) => Math.max(m, s.slot + 1), 0);
-    const fd = openSync(segmentPath(this.options.dir, slot), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL);
+    const slot = this.nextSlot++;
+    const path = segmentPath(this.options.dir, slot);
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL);
     try {
       for (let at = 0; at < this.options.segmentBytes; at += ZEROS.length) {
         writeSync(fd, ZEROS, 0, Math.min(ZEROS.length, this.options.segmentBytes - at), at);
@@ -302,9 +321,47 @@ export class CommitLog {
       closeSync(fd);
     }
     fsyncDir(this.options.dir);
-    const seg: Segment = { slot, fd: openSync(segmentPath(this.options.dir, slot), constants.O_RDWR | constants.O_DSYNC), seq: 0 };
+    const seg: Segment = { slot, fd: openSync(path, constants.O_RDWR | constants.O_DSYNC), seq: 0 };
     this.segments.push(seg);
     return seg;
+  }
+
+  /**
+   * Makes a spare segment in the background once the active one is half full and none is free, so
+   * moving on to the next segment does not stop the event loop for a new file.
+   */
+  private spareSoon(): void {
+    if (this.makingSpare !== undefined || this.closed || this.segments.length >= this.options.maxSegments) return;
+    if (this.segments.some((s) => s !== this.active && (s.seq === 0 || s.seq < this.appliedSeq))) return;
+    const slot = this.nextSlot++;
+    const path = segmentPath(this.options.dir, slot);
+    const make = async (): Promise<void> => {
+      const handle = await fsp.open(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL);
+      try {
+        for (let at = 0; at < this.options.segmentBytes; at += ZEROS.length) {
+          await handle.write(ZEROS, 0, Math.min(ZEROS.length, this.options.segmentBytes - at), at);
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const dir = await fsp.open(this.options.dir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      if (this.closed) return;
+      this.segments.push({ slot, fd: openSync(path, constants.O_RDWR | constants.O_DSYNC), seq: 0 });
+    };
+    this.makingSpare = make()
+      .catch(() => {
+        // not fatal: the next move to a new segment makes its file then, or reports the failure
+        rmSync(path, { force: true });
+      })
+      .finally(() => {
+        this.makingSpare = undefined;
+      });
   }
 
   /** Gives `seg` the next seq; its header is written (and synced) before any frame placed after it. */
