@@ -140,7 +140,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   const unlock = lockDataDir(config.dataDir);
   const store = LmdbStore.open({ path: config.dataDir });
-  const metrics = new Metrics();
+  const metrics = new Metrics({ processMetrics: true });
   // What the heap may grow to: follows the container's memory limit in a pod (heap.ts).
   metrics.gauge(
     'quorumkv_heap_limit_bytes',
