@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
+import { mountDashboard } from './dashboard';
 import { HttpError, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
@@ -121,6 +122,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => kv.inflight());
   metrics.gauge('quorumkv_keys', 'Keys stored on this replica (tombstones included)', () => node.storeCount());
   metrics.gauge('quorumkv_members', "Members in this node's ring", () => node.memberList().length);
+  mountDashboard(app, { node, requests, latency, inflight: () => kv.inflight() });
 
   const json = express.json({ limit: opts.maxValueBytes + BODY_OVERHEAD_BYTES, type: 'application/json' });
 
