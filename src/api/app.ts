@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
+import { mountDashboard } from './dashboard';
 import { HttpError, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
@@ -97,15 +98,17 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code');
+  const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code', ['op', 'code']);
   const latency = metrics.histogram(
     'quorumkv_request_duration_seconds',
     'Client request latency by operation',
     [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ['op'],
   );
   const rejected = metrics.counter(
     'quorumkv_requests_rejected_total',
     'Requests refused before reaching the node, by reason (a bound that was hit)',
+    ['reason'],
   );
   const kv = createKvHandler({
     node,
@@ -119,6 +122,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => kv.inflight());
   metrics.gauge('quorumkv_keys', 'Keys stored on this replica (tombstones included)', () => node.storeCount());
   metrics.gauge('quorumkv_members', "Members in this node's ring", () => node.memberList().length);
+  mountDashboard(app, { node, requests, latency, inflight: () => kv.inflight() });
 
   const json = express.json({ limit: opts.maxValueBytes + BODY_OVERHEAD_BYTES, type: 'application/json' });
 
@@ -178,7 +182,9 @@ export function createHandler(opts: AppOptions): RequestListener {
     adminGuard({
       tokens: opts.adminTokens,
       fromLoopback: opts.adminFromLoopback,
-      refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)'),
+      refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)', [
+        'status',
+      ]),
     }),
   );
   app.post('/admin/drain', (_req, res) => {
@@ -272,8 +278,8 @@ export function createHandler(opts: AppOptions): RequestListener {
       })),
     });
   });
-  app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render());
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.render());
   });
 
   // ---- fallbacks ----------------------------------------------------------------------------------

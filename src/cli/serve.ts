@@ -142,7 +142,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
   // a record is at most a value with its key and version: the key limit is far under the room left
   const store = LmdbStore.open({ path: config.dataDir, maxRecordBytes: config.maxValueBytes + 64 * 1024 });
   if (store.replayedAtOpen > 0) log.info({ writes: store.replayedAtOpen }, 'replayed writes from the commit log');
-  const metrics = new Metrics();
+  const metrics = new Metrics({ processMetrics: true });
   // What the heap may grow to: follows the container's memory limit in a pod (heap.ts).
   metrics.gauge(
     'quorumkv_heap_limit_bytes',

@@ -76,6 +76,7 @@ export class PeerServer {
     const refused = m?.counter(
       'quorumkv_internode_refused_total',
       'Internode connections closed for breaking the protocol or failing the handshake, by reason',
+      ['reason'],
     );
     this.refusals = refused ? (reason) => refused.inc({ reason }) : undefined;
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {

@@ -256,6 +256,7 @@ export class Node {
     this.readRepairs = metrics?.counter(
       'quorumkv_read_repairs_total',
       'Stale replicas brought up to date by reads, by when (before the reply, after it)',
+      ['when'],
     );
     this.restamped = deps.metrics?.counter(
       'quorumkv_writes_restamped_total',
@@ -268,6 +269,7 @@ export class Node {
     this.replicaFailures = deps.metrics?.counter(
       'quorumkv_replica_failures_total',
       'Replica calls of coordinated requests that failed or timed out, by operation and reason',
+      ['op', 'reason'],
     );
   }
 

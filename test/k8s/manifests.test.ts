@@ -715,3 +715,22 @@ describe('the overlays', () => {
     ]);
   });
 });
+
+describe('the Grafana dashboard of the prod overlay', () => {
+  // Its PromQL is checked against a real Prometheus scraping real nodes in test/integration/prometheus.test.ts.
+  test('ships as a ConfigMap with the label the Grafana sidecar looks for, holding the file as valid JSON', () => {
+    const file = fs.readFileSync(path.join(REPO, 'k8s', 'overlays', 'prod', 'grafana-dashboard.json'), 'utf8');
+    const maps = renderedDir('k8s/overlays/prod').filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.grafana_dashboard);
+    expect(maps.map((m) => [m.metadata?.name, m.metadata?.namespace, m.metadata?.labels?.grafana_dashboard])).toEqual([
+      ['quorumkv-grafana-dashboard', 'quorumkv', '1'],
+    ]);
+    expect((maps[0] as K8sObject).data).toEqual({ 'grafana-dashboard.json': file });
+    const dashboard = JSON.parse(file);
+    expect(dashboard).toMatchObject({ uid: 'quorumkv', title: 'quorumkv' });
+    const targets = dashboard.panels.flatMap((p: { targets?: Array<{ expr: string }> }) => p.targets ?? []);
+    expect(targets.length).toBeGreaterThan(10);
+    // only the prod overlay carries it; the other kustomizations stay as they were
+    for (const dir of ['k8s', 'k8s/base', 'k8s/overlays/dev'])
+      expect(renderedDir(dir).filter((o) => o.metadata?.labels?.grafana_dashboard)).toEqual([]);
+  });
+});
