@@ -95,6 +95,19 @@ export class Metrics {
     return new Counter(new prom.Counter({ name, help, labelNames, registers: [this.checked(name)] }));
   }
 
+  /** A counter kept elsewhere (a running total that only grows), read when scraped. */
+  counterFrom(name: string, help: string, read: () => number): void {
+    new prom.Counter({
+      name,
+      help,
+      registers: [this.checked(name)],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  }
+
   /** A gauge read when scraped: one number, or one per label set. */
   gauge(name: string, help: string, read: () => number | Array<[Labels, number]>, labelNames: readonly string[] = []): void {
     new prom.Gauge({

@@ -149,6 +149,14 @@ export async function serve(config: ServeConfig): Promise<Running> {
     'Largest size the V8 heap may grow to (--max-old-space-size and the young generation)',
     () => getHeapStatistics().heap_size_limit,
   );
+  // the commit log: syncs, the writes they carried (their ratio is the group commit), LMDB's lag
+  metrics.counterFrom('quorumkv_commit_log_syncs_total', 'Synced disk writes of the commit log', () => store.logStats().diskWrites);
+  metrics.counterFrom('quorumkv_commit_log_records_total', 'Writes made durable by the commit log', () => store.logStats().framesWritten);
+  metrics.gauge(
+    'quorumkv_storage_unapplied_writes',
+    'Writes durable in the commit log and not yet applied to LMDB',
+    () => store.logStats().unapplied,
+  );
   const distance = config.internodePort - config.port;
   const transport = new PeerTransport({
     nodeId: config.nodeId,
