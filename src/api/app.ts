@@ -10,7 +10,7 @@ import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
-import { HttpError, sendError } from './errors';
+import { HttpError, jsonReplies, notAnObject, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
 export interface AppOptions {
@@ -96,6 +96,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  jsonReplies(app.response);
 
   const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code');
   const latency = metrics.histogram(
@@ -278,7 +279,7 @@ export function createHandler(opts: AppOptions): RequestListener {
 
   // ---- fallbacks ----------------------------------------------------------------------------------
   app.use((req, res) => {
-    sendError(req, res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+    sendError(req, res, 404, 'no_such_route', `no route for ${req.method} ${req.path}`);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -299,7 +300,11 @@ export function createHandler(opts: AppOptions): RequestListener {
         max_value_bytes: opts.maxValueBytes,
       });
     }
-    if (e.type === 'entity.parse.failed') return sendError(req, res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
+    if (e.type === 'entity.parse.failed') {
+      // body-parser refuses JSON that is not an object or array ("v1", 42) as if it did not parse
+      const problem = typeof (e as { body?: unknown }).body === 'string' ? notAnObject((e as { body: string }).body) : undefined;
+      return sendError(req, res, 400, 'invalid_body', problem ?? `the body is not valid JSON: ${e.message}`);
+    }
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
       return sendError(req, res, 415, 'unsupported_media_type', String(e.message));
     // body-parser's other refusals (a body that does not decompress, a length that does not match)
