@@ -236,6 +236,7 @@ export function createHandler(opts: AppOptions): RequestListener {
         status: m.id === s.id ? s.status : m.status,
         ...(m.progress !== undefined && (m.status === 'joining' || m.status === 'leaving') ? { progress: m.progress } : {}),
         state: m.liveness,
+        ...(m.downReason === undefined ? {} : { down_reason: m.downReason }),
         phi: Number(m.phi.toFixed(3)),
         generation: m.generation,
         heartbeat: m.heartbeat,

@@ -221,7 +221,7 @@ function program(): Command {
       const rows = (c.members as ClusterMember[]).map((m) => [
         m.id,
         m.address,
-        m.state,
+        m.down_reason === undefined ? m.state : `${m.state} (${DOWN_REASONS[m.down_reason] ?? m.down_reason})`,
         m.progress === undefined ? m.status : `${m.status} ${percent(m.progress)}`,
         m.phi.toFixed(2),
         String(m.heartbeat),
@@ -255,10 +255,18 @@ function program(): Command {
   return p;
 }
 
+/** The STATE column of `status` for a member that is down, by /cluster's down_reason. */
+const DOWN_REASONS: Record<string, string> = {
+  stopped: 'stopped cleanly',
+  removed: 'left the cluster',
+  convicted: 'not heard from',
+};
+
 interface ClusterMember {
   id: string;
   address: string;
   state: string;
+  down_reason?: string;
   status: string;
   progress?: number;
   phi: number;
