@@ -73,7 +73,10 @@ function program(): Command {
     serveCmd.addOption(new Option(`--${s.flag} ${s.arg}`, `${s.description} [${envName(s.flag)}] (default: ${s.defaultText})`));
   }
 
-  const urlOption = () => new Option('--url <url>', 'A node of the cluster').env('QUORUMKV_URL').default(DEFAULT_URL);
+  const urlOption = () =>
+    new Option('--url <url>', 'A node of the cluster (when nothing answers at the default, a node of the local cluster of npm start)')
+      .env('QUORUMKV_URL')
+      .default(DEFAULT_URL);
   const consistency = () => new Option('--consistency <level>', 'one, quorum or all').choices(['one', 'quorum', 'all']);
   const adminToken = () =>
     new Option(
@@ -252,8 +255,27 @@ function program(): Command {
       process.stdout.write(`${table(['ID', 'ADDRESS', 'STATE', 'VNODES', 'PRIMARY', 'REPLICA'], rows)}\n`);
     });
 
+  // A command given no node (no --url, no QUORUMKV_URL) talks to the default address; when nothing
+  // answers there, it looks for the local cluster of `npm start` and says which node it uses. The
+  // pod-local commands (health, drain, prestop) never do: they are about the node next to them.
+  p.hook('preAction', async (_program, action) => {
+    if (!action.options.some((o) => o.long === '--url') || POD_LOCAL.has(action.name())) return;
+    if (action.getOptionValueSource('url') !== 'default') return;
+    const { localClusterFile, localFallback } = await import('./local-cluster-file');
+    const found = await localFallback(DEFAULT_URL, localClusterFile());
+    if (found === undefined) return;
+    action.setOptionValue('url', found.url);
+    const which = found.id ? `${found.id} of the local cluster (npm start)` : 'a local cluster node';
+    process.stderr.write(
+      `quorumkv: nothing answers at ${DEFAULT_URL}; using ${which} at ${found.url} (set --url or QUORUMKV_URL to choose)\n`,
+    );
+  });
+
   return p;
 }
+
+/** Commands about the node beside them (a pod's probes and preStop): no fallback to another node. */
+const POD_LOCAL = new Set(['health', 'drain', 'prestop']);
 
 /** The STATE column of `status` for a member that is down, by /cluster's down_reason. */
 const DOWN_REASONS: Record<string, string> = {
