@@ -33,6 +33,14 @@ export interface AppOptions {
  */
 const READINESS_DNS_BUDGET_MS = 1000;
 
+/**
+ * How long an operation has run (or ran), by the node's clock: with the counts, what a client
+ * needs for a rate and a time left without trusting its own clock to agree with the node's.
+ */
+function elapsedMs(node: Node, startedAtMs: number | undefined, finishedAtMs: number | undefined): number | null {
+  return startedAtMs === undefined ? null : Math.max(0, (finishedAtMs ?? node.nowMs()) - startedAtMs);
+}
+
 function repairStatus(node: Node): Record<string, unknown> {
   const p = node.antiEntropy.progress;
   return {
@@ -40,6 +48,7 @@ function repairStatus(node: Node): Record<string, unknown> {
     kind: p.kind ?? null,
     started_at: p.startedAtMs === undefined ? null : new Date(p.startedAtMs).toISOString(),
     finished_at: p.finishedAtMs === undefined ? null : new Date(p.finishedAtMs).toISOString(),
+    elapsed_ms: elapsedMs(node, p.startedAtMs, p.running ? undefined : p.finishedAtMs),
     ranges_total: p.rangesTotal,
     ranges_done: p.rangesDone,
     ranges_differing: p.rangesDiffering,
@@ -67,6 +76,7 @@ function moveStatus(node: Node): Record<string, unknown> {
             replacing: p.replacing,
             started_at: iso(p.startedAtMs),
             finished_at: iso(p.finishedAtMs),
+            elapsed_ms: elapsedMs(node, p.startedAtMs, p.finishedAtMs),
             ranges_total: p.rangesTotal,
             ranges_done: p.rangesDone,
             records_streamed: p.recordsStreamed,
