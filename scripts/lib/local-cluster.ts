@@ -42,6 +42,12 @@ export interface NodeSpec {
    */
   uid?: number;
   gid?: number;
+  /**
+   * Run the node in a process group of its own, so that a terminal's Ctrl-C (SIGINT to the whole
+   * foreground group) reaches only the launcher, which stops every node with one SIGTERM: a node
+   * that got both would take the second signal as "exit now" and skip its clean shutdown.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -68,10 +74,13 @@ export class LocalNode {
   /** Last lines the process wrote (stdout and stderr), for failure messages. */
   readonly logTail: string[] = [];
   private exited: Promise<number | null> = Promise.resolve(null);
+  /** Resolves once the process has exited and its output has been read to the end. */
+  closed: Promise<void> = Promise.resolve();
 
   constructor(
     public spec: NodeSpec,
     private readonly onLine?: (node: LocalNode, line: string) => void,
+    private readonly onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void,
   ) {}
 
   get id(): string {
@@ -113,6 +122,15 @@ export class LocalNode {
     ];
   }
 
+  /**
+   * The shell command that starts this node again by hand, exactly as the launcher started it
+   * (its environment settings, absolute paths), for the message that reports it exited.
+   */
+  commandLine(): string {
+    const env = Object.entries(this.spec.env ?? {}).map(([k, v]) => `${k}=${shellQuote(v)}`);
+    return [...env, process.execPath, ...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()].map(shellWord).join(' ');
+  }
+
   /** Starts the process and resolves once /health answers; rejects if it exits first. */
   async start(timeoutMs = 15_000): Promise<void> {
     if (this.running) throw new Error(`${this.id} is already running`);
@@ -125,9 +143,18 @@ export class LocalNode {
       env: { ...process.env, ...(this.spec.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(uid !== undefined ? { uid, gid: gid ?? uid } : {}),
+      ...(this.spec.ownProcessGroup ? { detached: true } : {}),
     });
     this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    // the exit is reported once its output is read to the end, so a report follows the node's last lines
+    const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code, signal) => {
+        resolve(code);
+        if (this.onExit) void closed.then(() => this.onExit?.(this, code, signal));
+      }),
+    );
+    this.closed = closed.then(() => undefined);
     for (const stream of [proc.stdout, proc.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         this.logTail.push(line);
@@ -175,6 +202,17 @@ export class LocalNode {
   }
 }
 
+/** `s` as one word of a POSIX shell command line. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A word of a command line, keeping NAME=value assignments readable. */
+function shellWord(w: string): string {
+  const eq = /^[A-Z_][A-Z0-9_]*=/.exec(w);
+  return eq ? w : shellQuote(w);
+}
+
 export interface ClusterOptions {
   /** One host per node (e.g. 127.0.20.1, 127.0.20.2, ...), or one host with consecutive ports. */
   hosts?: string[];
@@ -188,6 +226,10 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   nodeArgs?: string[];
   onLine?: (node: LocalNode, line: string) => void;
+  /** A node's process exited (after its last output line was delivered to onLine). */
+  onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Each node in a process group of its own (NodeSpec.ownProcessGroup): what `npm start` does. */
+  ownProcessGroups?: boolean;
 }
 
 /**
@@ -221,8 +263,10 @@ export class LocalCluster {
               args: o.args ?? [],
               env: { ...LOCAL_ADMIN_ENV, ...(o.env ?? {}) },
               ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+              ...(o.ownProcessGroups ? { ownProcessGroup: true } : {}),
             },
             o.onLine,
+            o.onExit,
           ),
       ),
     );
@@ -301,5 +345,29 @@ export class LocalCluster {
 
   async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await Promise.all([...this.nodes, ...this.retired].map((n) => n.kill(signal)));
+  }
+
+  /**
+   * SIGTERM to every running node, once, and a deadline: the nodes still running after
+   * `timeoutMs` are killed (SIGKILL). Resolves with the ids of those that had to be killed.
+   */
+  async stopWithin(timeoutMs: number): Promise<string[]> {
+    const running = [...this.nodes, ...this.retired].filter((n) => n.running);
+    const killed: string[] = [];
+    await Promise.all(
+      running.map(async (n) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), timeoutMs);
+        });
+        const outcome = await Promise.race([n.kill('SIGTERM').then(() => n.closed), late]);
+        clearTimeout(timer);
+        if (outcome === 'late') {
+          killed.push(n.id);
+          await n.kill('SIGKILL');
+        }
+      }),
+    );
+    return killed;
   }
 }

@@ -11,7 +11,7 @@ import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
 import { mountDashboard } from './dashboard';
-import { HttpError, sendError } from './errors';
+import { HttpError, jsonReplies, notAnObject, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
 
 export interface AppOptions {
@@ -34,6 +34,14 @@ export interface AppOptions {
  */
 const READINESS_DNS_BUDGET_MS = 1000;
 
+/**
+ * How long an operation has run (or ran), by the node's clock: with the counts, what a client
+ * needs for a rate and a time left without trusting its own clock to agree with the node's.
+ */
+function elapsedMs(node: Node, startedAtMs: number | undefined, finishedAtMs: number | undefined): number | null {
+  return startedAtMs === undefined ? null : Math.max(0, (finishedAtMs ?? node.nowMs()) - startedAtMs);
+}
+
 function repairStatus(node: Node): Record<string, unknown> {
   const p = node.antiEntropy.progress;
   return {
@@ -41,6 +49,7 @@ function repairStatus(node: Node): Record<string, unknown> {
     kind: p.kind ?? null,
     started_at: p.startedAtMs === undefined ? null : new Date(p.startedAtMs).toISOString(),
     finished_at: p.finishedAtMs === undefined ? null : new Date(p.finishedAtMs).toISOString(),
+    elapsed_ms: elapsedMs(node, p.startedAtMs, p.running ? undefined : p.finishedAtMs),
     ranges_total: p.rangesTotal,
     ranges_done: p.rangesDone,
     ranges_differing: p.rangesDiffering,
@@ -68,6 +77,7 @@ function moveStatus(node: Node): Record<string, unknown> {
             replacing: p.replacing,
             started_at: iso(p.startedAtMs),
             finished_at: iso(p.finishedAtMs),
+            elapsed_ms: elapsedMs(node, p.startedAtMs, p.finishedAtMs),
             ranges_total: p.rangesTotal,
             ranges_done: p.rangesDone,
             records_streamed: p.recordsStreamed,
@@ -97,6 +107,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  jsonReplies(app.response);
 
   const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code', ['op', 'code']);
   const latency = metrics.histogram(
@@ -241,6 +252,7 @@ export function createHandler(opts: AppOptions): RequestListener {
         status: m.id === s.id ? s.status : m.status,
         ...(m.progress !== undefined && (m.status === 'joining' || m.status === 'leaving') ? { progress: m.progress } : {}),
         state: m.liveness,
+        ...(m.downReason === undefined ? {} : { down_reason: m.downReason }),
         phi: Number(m.phi.toFixed(3)),
         generation: m.generation,
         heartbeat: m.heartbeat,
@@ -284,7 +296,7 @@ export function createHandler(opts: AppOptions): RequestListener {
 
   // ---- fallbacks ----------------------------------------------------------------------------------
   app.use((req, res) => {
-    sendError(req, res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+    sendError(req, res, 404, 'no_such_route', `no route for ${req.method} ${req.path}`);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -305,7 +317,11 @@ export function createHandler(opts: AppOptions): RequestListener {
         max_value_bytes: opts.maxValueBytes,
       });
     }
-    if (e.type === 'entity.parse.failed') return sendError(req, res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
+    if (e.type === 'entity.parse.failed') {
+      // body-parser refuses JSON that is not an object or array ("v1", 42) as if it did not parse
+      const problem = typeof (e as { body?: unknown }).body === 'string' ? notAnObject((e as { body: string }).body) : undefined;
+      return sendError(req, res, 400, 'invalid_body', problem ?? `the body is not valid JSON: ${e.message}`);
+    }
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
       return sendError(req, res, 415, 'unsupported_media_type', String(e.message));
     // body-parser's other refusals (a body that does not decompress, a length that does not match)

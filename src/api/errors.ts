@@ -1,6 +1,7 @@
 // Every error the API returns has one shape: { "error": { "code", "message", ...details } }, and
-// every reply is written the way express's res.json writes it (the /kv routes do not go through
-// express: ./kv.ts), so a client sees the same bytes from either.
+// every JSON reply is written one way, from express's routes (jsonReplies below) or from the /kv
+// routes, which do not go through express (./kv.ts): compact JSON and a newline, so that a shell
+// prompt after `curl` starts on its own line.
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +12,7 @@ export type ErrorCode =
   | 'invalid_parameter'
   | 'invalid_body'
   | 'not_found'
+  | 'no_such_route'
   | 'method_not_allowed'
   | 'value_too_large'
   | 'unsupported_media_type'
@@ -23,9 +25,9 @@ export type ErrorCode =
   | 'conflict'
   | 'internal';
 
-/** Writes `body` as JSON with the headers express's res.json sets; a HEAD gets the headers only. */
+/** Writes `body` as JSON and a newline, with the headers express's res.json sets; a HEAD gets the headers only. */
 export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
-  const text = JSON.stringify(body);
+  const text = `${JSON.stringify(body)}\n`;
   res.statusCode = status;
   if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
@@ -44,6 +46,33 @@ export function sendError(
   headers?: Record<string, string>,
 ): void {
   sendJson(req, res, status, { error: { code, message, ...details } }, headers);
+}
+
+/**
+ * Makes express's res.json write what sendJson writes (the newline): every JSON reply of the API,
+ * from either side, ends the same way.
+ */
+export function jsonReplies(response: { json(body: unknown): unknown }): void {
+  response.json = function json(this: ServerResponse & { req: IncomingMessage }, body: unknown) {
+    sendJson(this.req, this, this.statusCode, body);
+    return this;
+  };
+}
+
+/**
+ * What is wrong with a body that was asked to be a JSON object, when it is valid JSON of another
+ * kind (`"v1"`, `42`, `null`, `[1]`); undefined when it is not JSON at all. Only called on a refusal.
+ */
+export function notAnObject(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const kind =
+    parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed === 'string' ? 'a string' : `a ${typeof parsed}`;
+  return `the body is valid JSON, but ${kind}, not an object`;
 }
 
 /** An error raised inside a route, turned into a JSON reply by the error handler. */
@@ -76,7 +105,7 @@ function parserRefusal(code: string | undefined): { status: number; reason: stri
 }
 
 function rawJsonReply(status: number, reason: string, body: unknown): string {
-  const text = JSON.stringify(body);
+  const text = `${JSON.stringify(body)}\n`;
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
 }
 

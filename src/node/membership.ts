@@ -502,8 +502,10 @@ export class Membership {
       if (before === undefined && m.liveness === 'alive') continue;
       this.convictions?.inc({ state: m.liveness });
       const fields = { member: m.id, address: m.address, phi: Number(m.phi.toFixed(2)), silentMs: m.sinceHeartbeatMs };
-      if (m.liveness === 'down') this.deps.log.warn(fields, 'member is down');
-      else if (m.liveness === 'suspect') this.deps.log.info(fields, 'member is suspect');
+      if (m.liveness === 'down') {
+        if (m.downReason === 'convicted') this.deps.log.warn(fields, 'member is down');
+        else this.deps.log.info({ ...fields, reason: m.downReason }, 'member is down');
+      } else if (m.liveness === 'suspect') this.deps.log.info(fields, 'member is suspect');
       else this.deps.log.info(fields, 'member is alive');
     }
   }
