@@ -85,8 +85,13 @@ export class LocalNode {
   }
   /** https:// when the node serves TLS on its API port (QUORUMKV_TLS client or all). */
   get url(): string {
-    const tls = this.spec.env?.QUORUMKV_TLS;
+    const tls = this.setting('QUORUMKV_TLS');
     return `${tls === 'client' || tls === 'all' ? 'https' : 'http'}://${this.address}`;
+  }
+
+  /** A variable as the node process sees it: its own env, else the launcher's (which it inherits). */
+  private setting(name: string): string | undefined {
+    return this.spec.env?.[name] ?? process.env[name];
   }
 
   private agent: Agent | undefined;
@@ -95,10 +100,11 @@ export class LocalNode {
    * the launcher's token (clientToken) unless the request has its own Authorization.
    */
   fetch(pathAndQuery: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}) {
-    const ca = this.spec.env?.QUORUMKV_TLS_CA;
+    const ca = this.setting('QUORUMKV_TLS_CA');
     if (this.url.startsWith('https') && this.agent === undefined && ca !== undefined)
       this.agent = new Agent({ connect: { ca: readFileSync(ca) } });
-    const headers = { ...(this.spec.clientToken ? { authorization: `Bearer ${this.spec.clientToken}` } : {}), ...(init.headers ?? {}) };
+    const token = this.spec.clientToken ?? process.env.QUORUMKV_TOKEN;
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) };
     return undiciFetch(`${this.url}${pathAndQuery}`, { ...init, headers, ...(this.agent ? { dispatcher: this.agent } : {}) });
   }
   get pid(): number | undefined {

@@ -278,7 +278,11 @@ export async function serve(config: ServeConfig): Promise<Running> {
   };
   const server =
     tlsMaterial && clientTls(config.tls)
-      ? https.createServer({ requireHostHeader: false, cert: tlsMaterial.cert, key: tlsMaterial.key }, listener)
+      ? https.createServer(
+          // a TLS handshake that has not finished in 10 s is given up (Node's default is 120 s)
+          { requireHostHeader: false, cert: tlsMaterial.cert, key: tlsMaterial.key, handshakeTimeout: 10_000 },
+          listener,
+        )
       : http.createServer({ requireHostHeader: false }, listener);
   if (server instanceof https.Server) refusePlaintext(server, config.advertiseAddress);
   guardHttp(server);
