@@ -3,9 +3,10 @@
 // launcher records the real PID so tests can SIGKILL / SIGSTOP exactly the node they mean.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 /** The repository root: the nearest parent directory holding package.json. */
 export function repoRoot(from = __dirname): string {
@@ -35,6 +36,8 @@ export interface NodeSpec {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** The launcher's bearer token for a node with client authentication on (an admin token opens every route). */
+  clientToken?: string;
   /**
    * Run the process as this user (and `gid`, else the same number); the launcher must be root. On
    * loopback every connection leaves from 127.0.0.1, so this is what lets iptables' owner match tell
@@ -89,8 +92,29 @@ export class LocalNode {
   get address(): string {
     return `${this.spec.host}:${this.spec.port}`;
   }
+  /** https:// when the node serves TLS on its API port (QUORUMKV_TLS client or all). */
   get url(): string {
-    return `http://${this.address}`;
+    const tls = this.setting('QUORUMKV_TLS');
+    return `${tls === 'client' || tls === 'all' ? 'https' : 'http'}://${this.address}`;
+  }
+
+  /** A variable as the node process sees it: its own env, else the launcher's (which it inherits). */
+  private setting(name: string): string | undefined {
+    return this.spec.env?.[name] ?? process.env[name];
+  }
+
+  private agent: Agent | undefined;
+  /**
+   * fetch() for this node: through the cluster's CA (QUORUMKV_TLS_CA) when it serves https, with
+   * the launcher's token (clientToken) unless the request has its own Authorization.
+   */
+  fetch(pathAndQuery: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}) {
+    const ca = this.setting('QUORUMKV_TLS_CA');
+    if (this.url.startsWith('https') && this.agent === undefined && ca !== undefined)
+      this.agent = new Agent({ connect: { ca: readFileSync(ca) } });
+    const token = this.spec.clientToken ?? process.env.QUORUMKV_TOKEN;
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) };
+    return undiciFetch(`${this.url}${pathAndQuery}`, { ...init, headers, ...(this.agent ? { dispatcher: this.agent } : {}) });
   }
   get pid(): number | undefined {
     return this.proc?.pid;
@@ -101,7 +125,7 @@ export class LocalNode {
 
   /** The Authorization header the CLI would send to this node's /admin/* (its QUORUMKV_ADMIN_TOKEN's first token). */
   adminHeaders(): Record<string, string> {
-    const token = (this.spec.env?.QUORUMKV_ADMIN_TOKEN ?? process.env.QUORUMKV_ADMIN_TOKEN)?.split(',')[0];
+    const token = (this.spec.env?.QUORUMKV_ADMIN_TOKEN ?? process.env.QUORUMKV_ADMIN_TOKEN)?.split(',')[0] ?? this.spec.clientToken;
     return token ? { authorization: `Bearer ${token}` } : {};
   }
 
@@ -171,7 +195,7 @@ export class LocalNode {
         );
       }
       try {
-        const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(500) });
+        const res = await this.fetch('/health', { signal: AbortSignal.timeout(500) });
         if (res.ok) return;
       } catch {}
       if (Date.now() > deadline)
@@ -230,6 +254,8 @@ export interface ClusterOptions {
   onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
   /** Each node in a process group of its own (NodeSpec.ownProcessGroup): what `npm start` does. */
   ownProcessGroups?: boolean;
+  /** The launcher's bearer token, when the nodes have client authentication on. */
+  clientToken?: string;
 }
 
 /**
@@ -264,6 +290,7 @@ export class LocalCluster {
               env: { ...LOCAL_ADMIN_ENV, ...(o.env ?? {}) },
               ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
               ...(o.ownProcessGroups ? { ownProcessGroup: true } : {}),
+              ...(o.clientToken ? { clientToken: o.clientToken } : {}),
             },
             o.onLine,
             o.onExit,
@@ -319,11 +346,11 @@ export class LocalCluster {
           .filter((n) => n.running)
           .map(async (n) => {
             try {
-              const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
+              const res = await n.fetch('/cluster', { signal: AbortSignal.timeout(1000) });
               const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string; status: string }> };
               const members = body.members.filter((m) => m.status !== 'removed');
               if (members.length !== want || !members.every((m) => m.state === 'alive' && m.status === 'normal')) return undefined;
-              const own = await fetch(`${n.url}/admin/move`, { headers: n.adminHeaders(), signal: AbortSignal.timeout(1000) });
+              const own = await n.fetch('/admin/move', { headers: n.adminHeaders(), signal: AbortSignal.timeout(1000) });
               const phase = ((await own.json()) as { move: { phase: string } | null }).move?.phase;
               return phase === undefined || phase === 'done' || phase === 'failed' ? body.ring_checksum : undefined;
             } catch {

@@ -10,9 +10,11 @@ import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
+import { type ClientGuard, clientGuard } from './client-auth';
 import { mountDashboard } from './dashboard';
 import { HttpError, jsonReplies, notAnObject, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
+import type { TokenRegistry } from './tokens';
 
 export interface AppOptions {
   node: Node;
@@ -22,8 +24,10 @@ export interface AppOptions {
   metrics: Metrics;
   maxValueBytes: number;
   maxInflightRequests: number;
-  /** Bearer tokens of /admin/* (--admin-token); empty: none. */
-  adminTokens: readonly string[];
+  /** The bearer tokens this node accepts, with their roles (--admin-token's and the tokens file's). */
+  tokens: TokenRegistry;
+  /** Client authentication (--tokens-file): every route but the health routes needs a token. */
+  clientAuth: boolean;
   /** Callers on loopback may use /admin/* without a token (--admin-from-loopback). */
   adminFromLoopback: boolean;
 }
@@ -191,7 +195,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.use(
     '/admin',
     adminGuard({
-      tokens: opts.adminTokens,
+      tokens: opts.tokens,
       fromLoopback: opts.adminFromLoopback,
       refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)', [
         'status',
@@ -331,7 +335,14 @@ export function createHandler(opts: AppOptions): RequestListener {
     sendError(req, res, 500, 'internal', 'internal error; see the node log');
   });
 
+  const guard: ClientGuard | undefined = opts.clientAuth
+    ? clientGuard(
+        opts.tokens,
+        metrics.counter('quorumkv_client_refused_total', 'Client requests refused for their token, by status (401, 403)', ['status']),
+      )
+    : undefined;
   return (req, res) => {
+    if (guard !== undefined && !guard(req, res)) return;
     if (isKvPath(req.url as string)) kv(req, res);
     else app(req, res);
   };

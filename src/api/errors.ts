@@ -146,6 +146,7 @@ export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
  */
 export function guardHttp(server: Server): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (lingering.has(socket)) return; // refused already: the rest of its input is being dropped
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
@@ -154,6 +155,7 @@ export function guardHttp(server: Server): void {
     const c = connections.get(socket);
     if (c === undefined || c.pending === 0 || c.last === undefined) {
       socket.end(rawJsonReply(r.status, r.reason, { error: { code: r.errorCode, message: r.message } }));
+      lingerThenClose(socket);
       return;
     }
     const { req, res } = c.last;
@@ -171,6 +173,24 @@ export function guardHttp(server: Server): void {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) =>
     refuse(socket, 400, 'Bad Request', `protocol upgrades are not supported (Upgrade: ${JSON.stringify(req.headers.upgrade)})`),
   );
+}
+
+/** How long a refused connection's remaining input is read and dropped before it is closed. */
+const LINGER_MS = 2_000;
+
+/**
+ * After the refusal is written: read and drop what the client is still sending (the rest of an
+ * oversized header, say), for at most LINGER_MS. Closing a socket with unread input makes the
+ * kernel answer with a reset, and the client would lose the refusal it was sent (Apache's
+ * lingering close).
+ */
+const lingering = new WeakSet<Duplex>();
+
+function lingerThenClose(socket: Duplex): void {
+  lingering.add(socket);
+  socket.on('data', () => {});
+  socket.resume();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 /** HTTP/1.1 requires a Host header (RFC 9112 §3.2); Node's own check answers without a body, so it is done here. */

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // The `quorumkv` command: `serve` runs a node; `put`, `get`, `delete` talk to one over HTTP.
 
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
-import { healthCheck, probeHeaders } from './probe';
+import { healthCheck, probeHeaders, probeTls } from './probe';
 import { count, ProgressPrinter, type ProgressView, RateWindow, renderProgress } from './progress';
 import { ago, percent, table } from './table';
 
@@ -14,7 +16,18 @@ function program(): Command {
   const p = new Command('quorumkv')
     .description('A leaderless, quorum-replicated key-value database')
     .showHelpAfterError()
-    .configureOutput({ outputError: (s, write) => write(s) });
+    .configureOutput({ outputError: (s, write) => write(s) })
+    .addOption(
+      new Option(
+        '--token <token>',
+        'Bearer token sent with every request to a node with client authentication on (prefer the variable: flags show in ps)',
+      ).env(TOKEN_ENV),
+    )
+    .addOption(new Option('--ca-cert <file>', "The cluster's CA certificate (PEM), to verify an https:// node").env(CA_ENV));
+  // Every client command: the token and the CA apply to each of its requests (serve reads its own settings).
+  p.hook('preAction', (_program, action) => {
+    if (action.name() !== 'serve') clientDefaults(p.opts() as { token?: string; caCert?: string });
+  });
 
   const serveCmd = p
     .command('serve')
@@ -140,6 +153,7 @@ function program(): Command {
         timeoutMs: Number(o.timeoutMs),
         rule: o.rule,
         headers: probeHeaders(process.env),
+        ...probeTls(process.env, (p.opts() as { caCert?: string }).caCert),
       });
       process.stdout.write(`${line}\n`);
       process.exit(code);
@@ -323,6 +337,37 @@ interface RingMember {
 }
 
 const ADMIN_TOKEN_ENV = 'QUORUMKV_ADMIN_TOKEN';
+const TOKEN_ENV = 'QUORUMKV_TOKEN';
+/** The node's --tls-ca variable: in a pod the CLI finds the cluster's CA where the node does. */
+const CA_ENV = 'QUORUMKV_TLS_CA';
+
+/**
+ * --token and --ca-cert for every request of a client command: the token as the default
+ * Authorization header (an admin command's --admin-token, when given, replaces it), the CA as
+ * the only one an https:// node's certificate may chain to. A bad token or an unreadable CA
+ * stops the command (exit 2); the token is never echoed.
+ */
+function clientDefaults(o: { token?: string; caCert?: string }): void {
+  if (o.token !== undefined) {
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(o.token)) {
+      process.stderr.write(
+        `quorumkv: --token (${TOKEN_ENV}): not a bearer token (letters, digits and - . _ ~ + /, then = padding); not shown here\n`,
+      );
+      process.exit(2);
+    }
+    axios.defaults.headers.common.Authorization = `Bearer ${o.token}`;
+  }
+  if (o.caCert !== undefined) {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(o.caCert);
+    } catch (err) {
+      process.stderr.write(`quorumkv: --ca-cert (${CA_ENV}): cannot read ${o.caCert}: ${(err as NodeJS.ErrnoException).code ?? err}\n`);
+      process.exit(2);
+    }
+    axios.defaults.httpsAgent = new https.Agent({ ca });
+  }
+}
 
 /**
  * The Authorization header of the admin routes, from --admin-token or $QUORUMKV_ADMIN_TOKEN (the
