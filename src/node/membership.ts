@@ -49,7 +49,7 @@ export interface MembershipDeps {
 }
 
 /** What the member table persists: enough to rebuild the ring at start-up. */
-export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation'> & { status?: MemberStatus };
+export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation' | 'status'>;
 
 export interface DiscoveryStatus {
   provider: string;

@@ -211,7 +211,7 @@ export class Node {
     this.startedAtMs = deps.clock.nowMs();
     this.hlc = new Hlc(config.id);
     const decided = meta.status !== 'undecided';
-    const status: MemberStatus = meta.status === undefined || meta.status === 'undecided' ? 'normal' : meta.status;
+    const status: MemberStatus = meta.status === 'undecided' ? 'normal' : meta.status;
     const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status };
     this.membership = new Membership(self, knownMembers, config, deps, decided);
     this.membership.events = { selfRemoved: (e) => this.onSelfRemoved(e) };
@@ -291,19 +291,20 @@ export class Node {
     const previous = deps.store.getMeta<NodeMeta>('node');
     const generation = Math.max(deps.clock.nowMs(), (previous?.generation ?? 0) + 1);
     // a fresh directory (no meta, or one that never got to decide) looks at the cluster first
-    const status: NodeMeta['status'] = meta === undefined ? 'undecided' : (meta.status ?? 'normal');
-    const next: NodeMeta = meta === undefined ? { id: config.id, generation, status } : { ...meta, id: config.id, generation, status };
+    const next: NodeMeta = meta === undefined ? { id: config.id, generation, status: 'undecided' } : { ...meta, id: config.id, generation };
     await deps.store.putMeta('node', next);
     const known = meta === undefined ? [] : (deps.store.getMeta<StoredMember[]>('members') ?? []);
     return new Node(config, deps, generation, known, next);
   }
 
   private async saveStatus(status: MemberStatus, extra: { memberSince?: number } = {}): Promise<void> {
+    const { id, generation } = this.meta;
+    const memberSince = extra.memberSince ?? this.meta.memberSince;
     this.meta = {
-      ...this.meta,
-      status,
-      ...(extra.memberSince !== undefined ? { memberSince: extra.memberSince } : {}),
-      ...(status === 'removed' ? { removedAtMs: this.deps.clock.nowMs(), removedBy: 'decommission' as const } : {}),
+      id,
+      generation,
+      ...(memberSince !== undefined ? { memberSince } : {}),
+      ...(status === 'removed' ? { status, removedAtMs: this.deps.clock.nowMs(), removedBy: 'decommission' } : { status }),
     };
     await this.deps.store.putMeta('node', this.meta);
   }

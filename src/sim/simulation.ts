@@ -11,7 +11,6 @@ import type { Candidates, Discovery } from '../discovery/discovery';
 import { QuorumError, UnavailableError } from '../node/errors';
 import { Node, type NodeConfig } from '../node/node';
 import {
-  type CheckerName,
   checkNoLostWrites,
   checkNoResurrection,
   checkNothingInvented,
@@ -821,10 +820,4 @@ export async function runSeed(options: SimOptions): Promise<RunResult> {
     events: sim.scheduler.eventsRun,
     trace: sim.traceLines,
   };
-}
-
-export function violationSummary(violations: readonly Violation[]): Record<CheckerName, number> {
-  const out: Record<string, number> = {};
-  for (const v of violations) out[v.checker] = (out[v.checker] ?? 0) + 1;
-  return out as Record<CheckerName, number>;
 }
