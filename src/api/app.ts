@@ -4,6 +4,7 @@
 
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { isToken, MAX_TOKEN } from '../core/hash';
 import { liveness, readiness, startup } from '../core/health';
 import type { Logger } from '../core/log';
 import type { Metrics } from '../metrics';
@@ -192,8 +193,8 @@ export function createHandler(opts: AppOptions): RequestListener {
       const m = typeof rangeText === 'string' ? /^([0-9]{1,10}):([0-9]{1,10})$/.exec(rangeText) : null;
       const lo = Number(m?.[1]);
       const hi = Number(m?.[2]);
-      if (!m || lo >= 2 ** 32 || hi >= 2 ** 32)
-        throw new HttpError(400, 'invalid_body', 'range must be "<lo>:<hi>", tokens from 0 to 4294967295 (see /ring)');
+      if (!m || !isToken(lo) || !isToken(hi))
+        throw new HttpError(400, 'invalid_body', `range must be "<lo>:<hi>", tokens from 0 to ${MAX_TOKEN} (see /ring)`);
       range = { lo, hi };
     }
     const alreadyRunning = node.antiEntropy.progress.running;
