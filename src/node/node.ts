@@ -638,7 +638,7 @@ export class Node {
     for (const id of replicas) {
       if (this.membership.liveness(id) === 'down') {
         const phi = this.membership.table.phi(id, this.deps.clock.nowMs());
-        down.push({ replica: id, reason: `down: convicted by the failure detector (phi ${phi.toFixed(1)})` });
+        down.push({ replica: id, kind: 'down', reason: `down: convicted by the failure detector (phi ${phi.toFixed(1)})` });
       } else ask.push(id);
     }
     return { ask, down };
@@ -850,7 +850,7 @@ export class Node {
   }
 
   private countFailures(op: 'read' | 'write', failures: ReplicaFailure[]): void {
-    for (const f of failures) this.replicaFailures?.inc({ op, reason: f.reason.split(':')[0] ?? 'error' });
+    for (const f of failures) this.replicaFailures?.inc({ op, reason: f.kind });
   }
 
   /** What /health and the CLI report about this node. */
@@ -881,5 +881,12 @@ export class Node {
  */
 function withMissing(failures: ReplicaFailure[], replicas: string[], required: number): ReplicaFailure[] {
   if (replicas.length >= required) return failures;
-  return [...failures, { replica: '(none)', reason: `only ${replicas.length} member(s) in the ring; ${required} replica(s) required` }];
+  return [
+    ...failures,
+    {
+      replica: '(none)',
+      kind: 'no_replica',
+      reason: `no_replica: only ${replicas.length} member(s) in the ring; ${required} replica(s) required`,
+    },
+  ];
 }
