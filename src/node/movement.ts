@@ -22,6 +22,7 @@
 // it starts a new cluster (status normal at once: there is no data yet).
 
 import { type Clock, sleep } from '../core/clock';
+import { TUNING } from '../core/defaults';
 import { isToken, tokenOf } from '../core/hash';
 import type { Logger } from '../core/log';
 import type { MemberEntry } from '../core/membership';
@@ -471,7 +472,7 @@ export class Movement {
       // a decommission that collided with another: no use confirming, it steps back (backOff)
       if (this.rival(plan)) return;
       this.progress.waitingFor = `members to confirm the ring change: ${pending.join(', ') || 'placement changed meanwhile'}`;
-      if (clock.nowMs() - lastLog >= 10_000) {
+      if (clock.nowMs() - lastLog >= TUNING.moveWaitLogMs) {
         lastLog = clock.nowMs();
         log.warn(
           { kind: plan.kind, waitingFor: pending },

@@ -7,6 +7,7 @@
 // its ring at once.
 
 import type { Clock } from '../core/clock';
+import { LIMITS, TUNING } from '../core/defaults';
 import type { ReadinessInput, StartupInput } from '../core/health';
 import { compareVersions, Hlc, type Version } from '../core/hlc';
 import { LatencyWindow } from '../core/latency';
@@ -50,7 +51,7 @@ function newestOf(versions: readonly Version[]): Version | undefined {
 }
 
 /** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
-const MAX_BATCH_RECORDS = 10_000;
+const MAX_BATCH_RECORDS = LIMITS.maxBatchRecords;
 
 export interface RepairConfig {
   /** Repair stale replicas met by a read (those that answered before the reply: blocking). */
@@ -161,15 +162,15 @@ async function clearStore(store: Store): Promise<{ records: number; hints: numbe
   return { records, hints };
 }
 
-/** Defaults for streaming: pages of 2,000 records or 512 KiB (what a peer takes in one message), four ranges at once. */
+/** Defaults for streaming (core/defaults.ts): pages of at most what a peer takes in one message. */
 const MOVEMENT_DEFAULTS = {
-  pageRecords: 2000,
+  pageRecords: TUNING.movePageRecords,
   pageBytes: MAX_BATCH_BYTES,
-  concurrentRanges: 4,
-  retryMs: 500,
-  formationGraceMs: 30_000,
+  concurrentRanges: TUNING.moveConcurrentRanges,
+  retryMs: TUNING.moveRetryMs,
+  formationGraceMs: TUNING.formationGraceMs,
   mustJoin: false,
-  moveWaitMs: 300_000,
+  moveWaitMs: TUNING.moveWaitMs,
 } as const;
 
 export class Node {
