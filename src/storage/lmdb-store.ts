@@ -64,9 +64,7 @@ function toDisk(r: StoredRecord): DiskRecord {
   const d: DiskRecord = { w: r.version.wallMs, c: r.version.counter, n: r.version.nodeId };
   if (r.deleted) d.d = 1;
   else d.v = JSON.stringify(r.value);
-  // read through a wider type: expiresAt is the TTL field StoredRecord is gaining (core/record.ts)
-  const expiresAt = (r as { expiresAt?: number }).expiresAt;
-  if (expiresAt !== undefined) d.x = expiresAt;
+  if (r.expiresAt !== undefined) d.x = r.expiresAt;
   return d;
 }
 
