@@ -4,6 +4,7 @@
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
+import { TUNING } from '../core/defaults';
 import { healthCheck, probeHeaders } from './probe';
 import { ago, percent, table } from './table';
 
@@ -144,7 +145,11 @@ function program(): Command {
   p.command('drain')
     .description('Before a pod stops (preStop): fail readiness so Services stop sending, then wait for that to take effect')
     .addOption(urlOption())
-    .addOption(new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .addOption(
+      new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated')
+        .env('QUORUMKV_PRESTOP_WAIT_MS')
+        .default(String(TUNING.drainWaitMs)),
+    )
     .addOption(adminToken())
     .action(async (o: { url: string; waitMs: string; adminToken?: string }) => {
       process.exit(await drain(o.url, Number(o.waitMs), adminHeaders(o.adminToken)));
@@ -189,7 +194,11 @@ function program(): Command {
       "Kubernetes preStop: decommission when a scale-down removes this pod (its ordinal >= the StatefulSet's replicas), else drain",
     )
     .addOption(urlOption())
-    .addOption(new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .addOption(
+      new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated')
+        .env('QUORUMKV_PRESTOP_WAIT_MS')
+        .default(String(TUNING.drainWaitMs)),
+    )
     .addOption(new Option('--timeout-s <s>', 'Decommission: give up waiting after this long').default('3600'))
     .addOption(adminToken())
     .action(async (o: { url: string; waitMs: string; timeoutS: string; adminToken?: string }) => {
