@@ -13,15 +13,23 @@
 // internode frames and socket writes per client write. Every phase stops by itself.
 // The figures go to docs/BENCHMARKS.md.
 //
-//   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000] [--only quorumkv|etcd]
+// quorumkv runs twice per round: as it starts by default (plain HTTP, no tokens) and with
+// everything the prod overlay turns on (`quorumkv-tls`: HTTPS on the API port, mutual TLS between
+// members, client tokens; wrk sends a write token over https), so the cost of security is
+// measured in the same run, on the same machine state. That comparison is its own section.
+//
+//   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
+//                              [--only quorumkv|quorumkv-tls|etcd, comma-separated]
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { argReader } from './lib/args';
 import { writeBenchmarkSection } from './lib/bench-doc';
 import { EtcdCluster, findEtcd } from './lib/etcd';
 import { LocalCluster } from './lib/local-cluster';
+import { makeCa, makeCert } from './lib/pki';
 import { rssSampler, sumCounters } from './lib/proc-stats';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
@@ -32,11 +40,14 @@ const ROUNDS = Number(option('rounds', '3'));
 const SECONDS = Number(option('seconds', '10'));
 const CONNECTIONS = Number(option('connections', '64'));
 const KEYS = Number(option('keys', '10000'));
-const ONLY = option('only', '');
+const ONLY = option('only', '')
+  .split(',')
+  .filter((s) => s !== '');
 const VALUE_BYTES = 100;
 const WARMUP_SECONDS = 2;
 
-type SystemName = 'quorumkv' | 'etcd';
+type SystemName = 'quorumkv' | 'quorumkv-tls' | 'etcd';
+const only = (name: SystemName) => ONLY.length === 0 || ONLY.includes(name);
 
 interface SystemUnderTest {
   name: SystemName;
@@ -44,6 +55,8 @@ interface SystemUnderTest {
   targets: string[];
   pids: number[];
   mode: { put: WrkMode; get: WrkMode };
+  /** https and a bearer token for wrk (quorumkv-tls). */
+  wrk?: { https: boolean; token: string };
   /** Writes every key once (so every read finds one). */
   fill(): Promise<void>;
   /** Internode frames and socket writes so far, summed over the members (quorumkv only). */
@@ -81,29 +94,64 @@ async function fillKeys(send: (i: number) => Promise<Response>): Promise<void> {
   );
 }
 
-async function startQuorumkv(): Promise<SystemUnderTest> {
+/**
+ * The TLS and token settings of `quorumkv-tls`: a CA and one certificate for the three members
+ * (EC P-256, as cert-manager issues them in k8s/overlays/prod), a tokens file with one write token.
+ */
+function secureSettings(dataRoot: string): { env: Record<string, string>; token: string } {
+  const dir = path.join(dataRoot, 'pki');
+  const ca = makeCa(dir);
+  const member = makeCert(dir, ca, 'member', { ips: ['127.0.0.1'] });
+  const token = randomBytes(32).toString('hex');
+  const tokensFile = path.join(dataRoot, 'tokens');
+  writeFileSync(tokensFile, `write ${token}\n`);
+  return {
+    env: {
+      QUORUMKV_TLS: 'all',
+      QUORUMKV_TLS_CERT: member.cert,
+      QUORUMKV_TLS_KEY: member.key,
+      QUORUMKV_TLS_CA: ca.cert,
+      QUORUMKV_TOKENS_FILE: tokensFile,
+      QUORUMKV_ADMIN_TOKEN: token,
+      QUORUMKV_ADMIN_FROM_LOOPBACK: 'false',
+    },
+    token,
+  };
+}
+
+async function startQuorumkv(secure: boolean): Promise<SystemUnderTest> {
   const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'qkv-bench-'));
-  const cluster = LocalCluster.create({ host: '127.0.0.1', basePort: 18081, nodes: 3, dataRoot, args: ['--log-level', 'warn'] });
+  const sec = secure ? secureSettings(dataRoot) : undefined;
+  const cluster = LocalCluster.create({
+    host: '127.0.0.1',
+    basePort: 18081,
+    nodes: 3,
+    dataRoot,
+    args: ['--log-level', 'warn'],
+    ...(sec ? { env: sec.env, clientToken: sec.token } : {}),
+  });
   await cluster.start();
   const body = JSON.stringify({ value });
   return {
-    name: 'quorumkv',
+    name: secure ? 'quorumkv-tls' : 'quorumkv',
     targets: cluster.nodes.map((n) => n.address),
     pids: cluster.nodes.map((n) => n.pid as number),
     mode: { put: 'qkv-put', get: 'qkv-get' },
+    ...(sec ? { wrk: { https: true, token: sec.token } } : {}),
     fill: () =>
-      fillKeys((i) =>
-        fetch(`${(cluster.nodes[i % 3] as (typeof cluster.nodes)[0]).url}/kv/bench:${i}`, {
-          method: 'PUT',
-          headers: { 'content-type': 'application/json' },
-          body,
-        }),
+      fillKeys(
+        (i) =>
+          (cluster.nodes[i % 3] as (typeof cluster.nodes)[0]).fetch(`/kv/bench:${i}`, {
+            method: 'PUT',
+            headers: { 'content-type': 'application/json' },
+            body,
+          }) as unknown as Promise<Response>,
       ),
     async internode() {
       let frames = 0;
       let flushes = 0;
       for (const n of cluster.nodes) {
-        const text = await (await fetch(`${n.url}/metrics`)).text();
+        const text = await (await n.fetch('/metrics')).text();
         // NaN when the node has no such counter (a build from before the internode protocol)
         const sum = (name: string) =>
           text
@@ -149,7 +197,7 @@ async function startEtcd(binary: string): Promise<SystemUnderTest> {
 
 async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> {
   const load = (mode: WrkMode, targets: string[], connections: number, seconds = SECONDS) =>
-    runWrk(wrk, { mode, targets, connections, seconds, keys: KEYS, valueBytes: VALUE_BYTES });
+    runWrk(wrk, { mode, targets, connections, seconds, keys: KEYS, valueBytes: VALUE_BYTES, ...(sut.wrk ?? {}) });
   await load(sut.mode.put, sut.targets, CONNECTIONS, WARMUP_SECONDS);
   const rss = rssSampler(sut.pids);
 
@@ -217,19 +265,19 @@ async function main(): Promise<void> {
     console.error('npm run bench needs wrk, the load generator (Debian: apt-get install wrk); it installs nothing itself.');
     process.exit(2);
   }
-  const etcdBinary = ONLY === 'quorumkv' ? undefined : findEtcd();
-  if (!etcdBinary && ONLY !== 'quorumkv') {
+  const etcdBinary = only('etcd') ? findEtcd() : undefined;
+  if (!etcdBinary && only('etcd')) {
     console.log('etcd is not installed (Debian: apt-get install etcd-server): measuring quorumkv alone, with no comparison.');
   }
-  const systems: SystemName[] = ONLY === 'etcd' ? ['etcd'] : etcdBinary ? ['quorumkv', 'etcd'] : ['quorumkv'];
+  const systems = (['quorumkv', 'quorumkv-tls', 'etcd'] as const).filter((s) => only(s) && (s !== 'etcd' || etcdBinary));
   console.log(
     `bench: ${ROUNDS} rounds of ${systems.join(' and ')}; ${CONNECTIONS} connections; ${KEYS} keys; ${VALUE_BYTES}-byte values; ${SECONDS} s per phase`,
   );
-  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], etcd: [] };
+  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], 'quorumkv-tls': [], etcd: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? systems : [...systems].reverse();
     for (const name of order) {
-      const sut = name === 'quorumkv' ? await startQuorumkv() : await startEtcd(etcdBinary as string);
+      const sut = name === 'etcd' ? await startEtcd(etcdBinary as string) : await startQuorumkv(name === 'quorumkv-tls');
       try {
         const r = await measure(wrk, sut);
         results[name].push(r);
@@ -359,7 +407,28 @@ ${verdicts.join('\n')}
 
 ${rounds}
 `;
-  console.log(`\nwritten to ${writeBenchmarkSection('quorum', section)}`);
+  if (has('quorumkv') || has('etcd')) console.log(`\nwritten to ${writeBenchmarkSection('quorum', section)}`);
+  if (has('quorumkv') && has('quorumkv-tls')) {
+    const tlsRows = rows.slice(0, 12).map(([label, pick, digits]) => {
+      const plain = m('quorumkv', pick);
+      const secure = m('quorumkv-tls', pick);
+      return `| ${label} | ${fmt(plain, digits)} | ${fmt(secure, digits)} | ${fmt(secure / plain, 2)} |`;
+    });
+    const tlsTable = `| | plain (default) | TLS + tokens | TLS + tokens / plain |\n|---|---:|---:|---:|\n${tlsRows.join('\n')}`;
+    console.log(`\nplain against TLS + tokens, medians over ${ROUNDS} rounds\n${tlsTable}`);
+    const tlsSection = `## What security costs: plain against HTTPS, mutual TLS and client tokens
+
+- When: ${new Date().toISOString()}, the same run as the section above (same rounds, alternating order).
+- Machine: ${os.cpus().length} x ${cpu}, Node ${process.version}.
+- plain: the nodes as \`npm start\` runs them (HTTP, no tokens). TLS + tokens: \`--tls all\` (HTTPS on the
+  API port, mutual TLS between members; EC P-256 certificates from one CA) and \`--tokens-file\` (wrk
+  sends a write token over https, keep-alive connections as before; wrk does not verify the certificate).
+- Load as above: wrk, ${CONNECTIONS} connections over the three members, ${VALUE_BYTES}-byte values over ${KEYS} keys, ${SECONDS} s per phase.
+
+${tlsTable}
+`;
+    console.log(`written to ${writeBenchmarkSection('tls', tlsSection)}`);
+  }
 }
 
 void main().catch((err: unknown) => {

@@ -26,12 +26,21 @@
 // The pods get QUORUMKV_ADMIN_TOKEN (their preStop calls the admin routes with it) and, in
 // rotate-token, QUORUMKV_CLUSTER_SECRET: fresh random tokens, as `kubectl create secret` would make
 // once per install.
+//
+// --tls internode runs any scenario with mutual TLS between the members: a CA and one member
+// certificate made with openssl (what cert-manager's CA Issuer does for k8s/overlays/prod), given
+// to every pod as QUORUMKV_TLS=internode with its cert, key and CA. The API stays plain here: the
+// probes and the load reach pods by their (changing) IPs.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
+import { INTERNODE_PORT_DISTANCE } from '../src/config';
 import { formatLoadReport, type LoadHandle, startLoad } from './lib/load';
+import { makeCa, makeCert } from './lib/pki';
 import { ReplicaReader } from './lib/replica-reader';
 import { runScaleDown, SCALE_DOWN_FAULTS, SCALE_DOWN_TABLE_HEAD, type ScaleDownFault, scaleDownRow } from './lib/scale-down';
 import { type Policy, StatefulSetSim } from './lib/statefulset-sim';
@@ -153,6 +162,49 @@ async function tokenCheck(sim: StatefulSetSim, tokens: Record<'A' | 'B', string>
   return lines;
 }
 
+/**
+ * With --tls internode: what each running pod's internode port does with a peer that speaks the
+ * protocol in the clear, and with one that shows the members' certificate (whose CN it answers with).
+ */
+async function tlsCheck(sim: StatefulSetSim, member: { cert: string; key: string; ca: string }): Promise<string[]> {
+  const hello = Buffer.concat([Buffer.from('QKVN'), Buffer.from([0, 0, 0, 5, 0x10, 0, 1, 0, 1])]);
+  const out: string[] = [];
+  for (const pod of sim.allPods().filter((p) => p.running)) {
+    const port = pod.port + INTERNODE_PORT_DISTANCE;
+    const plain = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: pod.ip, port }, () => s.write(hello));
+      let got = 0;
+      s.on('data', (c: Buffer) => {
+        got += c.length;
+      });
+      s.on('error', () => {});
+      s.on('close', () => resolve(got === 0 ? 'refused (no reply)' : `ANSWERED ${got} bytes`));
+      setTimeout(() => s.destroy(), 3000).unref();
+    });
+    const withCert = await new Promise<string>((resolve) => {
+      const s = tls.connect(
+        {
+          host: pod.ip,
+          port,
+          cert: readFileSync(member.cert),
+          key: readFileSync(member.key),
+          ca: readFileSync(member.ca),
+          checkServerIdentity: () => undefined,
+        },
+        () => {
+          resolve(
+            `TLS with the member certificate: ${s.authorized ? 'verified' : 'NOT verified'}, CN ${s.getPeerCertificate().subject?.CN}`,
+          );
+          s.destroy();
+        },
+      );
+      s.on('error', (err) => resolve(`TLS with the member certificate: FAILED ${err.message}`));
+    });
+    out.push(`${pod.name} internode ${pod.ip}:${port}: plain protocol ${plain}; ${withCert}`);
+  }
+  return out;
+}
+
 /** The scale-down scenarios: each run builds its own simulator (scripts/lib/scale-down.ts). */
 async function scaleDown(matrix: boolean): Promise<void> {
   const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -198,8 +250,17 @@ async function main(): Promise<void> {
   const dataRoot = mkdtempSync(path.join(tmpdir(), 'qkv-k8s-sim-'));
   const token = () => randomBytes(32).toString('hex');
   const [tokenA, tokenB] = [token(), token()];
+  const tlsMode = arg('tls', 'off');
+  if (tlsMode !== 'off' && tlsMode !== 'internode') throw new Error(`--tls ${tlsMode}: the simulator runs off or internode`);
+  let tlsEnv: Record<string, string> = {};
+  let member: { cert: string; key: string; ca: string } | undefined;
+  if (tlsMode === 'internode') {
+    const ca = makeCa(path.join(dataRoot, 'pki'));
+    member = makeCert(path.join(dataRoot, 'pki'), ca, 'quorumkv', { dnsNames: ['*.quorumkv-headless.quorumkv.svc.cluster.local'] });
+    tlsEnv = { QUORUMKV_TLS: 'internode', QUORUMKV_TLS_CERT: member.cert, QUORUMKV_TLS_KEY: member.key, QUORUMKV_TLS_CA: ca.cert };
+  }
   const sim = new StatefulSetSim({
-    env: { QUORUMKV_ADMIN_TOKEN: token(), ...(scenario === 'rotate-token' ? { QUORUMKV_CLUSTER_SECRET: tokenA } : {}) },
+    env: { QUORUMKV_ADMIN_TOKEN: token(), ...(scenario === 'rotate-token' ? { QUORUMKV_CLUSTER_SECRET: tokenA } : {}), ...tlsEnv },
     dataRoot,
     podManagementPolicy: policy,
     readinessRule: scenario === 'deadlock' ? 'naive' : 'two-phase',
@@ -222,7 +283,9 @@ async function main(): Promise<void> {
       );
     } else {
       const ready = await sim.waitFor(() => sim.allReady(), timeoutMs);
-      summary.push(`${policy}: all ${sim.replicas} pods ready: ${ready}, after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      summary.push(
+        `${policy}${tlsMode === 'off' ? '' : ', mutual TLS between members'}: all ${sim.replicas} pods ready: ${ready}, after ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
       if (!ready) throw new Error('pods did not become ready');
     }
     if (scenario === 'delete-pod') {
@@ -287,6 +350,7 @@ async function main(): Promise<void> {
       ]);
       summary.push(...(await tokenCheck(sim, { A: tokenA, B: tokenB })));
     }
+    if (member !== undefined) summary.push(...(await tlsCheck(sim, member)));
   } finally {
     await sim.stop();
     rmSync(dataRoot, { recursive: true, force: true });

@@ -48,8 +48,23 @@ export interface ServeConfig {
   /** Bearer tokens of /admin/*, same list syntax: any is accepted; the CLI sends the first. */
   adminToken: string[] | undefined;
   adminFromLoopback: boolean;
+  /** Client authentication: bearer tokens and their roles, one `<role> <token>` a line; reloaded when it changes. */
+  tokensFile: string | undefined;
+  /** Where TLS is on: the API port (client), the internode port (internode, mutual), both, or neither. */
+  tls: TlsMode;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsCa: string | undefined;
   logLevel: string;
 }
+
+export const TLS_MODES = ['off', 'client', 'internode', 'all'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+
+/** Whether TLS is on for the API port. */
+export const clientTls = (m: TlsMode) => m === 'client' || m === 'all';
+/** Whether mutual TLS is on for the internode port. */
+export const internodeTls = (m: TlsMode) => m === 'internode' || m === 'all';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -535,6 +550,60 @@ export const SETTINGS: readonly Setting[] = [
     parse: bool,
   },
   {
+    key: 'tokensFile',
+    flag: 'tokens-file',
+    arg: '<file>',
+    description:
+      'Client authentication: a file of bearer tokens, one "<role> <token>" a line (role read, write or admin; "sha256:<hex>" for a token given by its digest). ' +
+      'Every route but /health, /health/ready and /health/startup then needs Authorization: Bearer <token>. Re-read when it changes (a mounted Secret)',
+    defaultText: 'none (client routes open)',
+    fallback: () => undefined,
+    parse: nonEmpty,
+  },
+  {
+    key: 'tls',
+    flag: 'tls',
+    arg: '<where>',
+    description:
+      'TLS: client (HTTPS on the API port), internode (mutual TLS between members: a peer must show a certificate of --tls-ca), all, or off. ' +
+      'Certificate, key and CA are re-read when their files change',
+    defaultText: 'off',
+    fallback: () => 'off',
+    parse: (raw) => {
+      const v = raw.trim();
+      if (!(TLS_MODES as readonly string[]).includes(v)) throw new Error(`must be one of ${TLS_MODES.join(', ')}`);
+      return v;
+    },
+  },
+  {
+    key: 'tlsCert',
+    flag: 'tls-cert',
+    arg: '<file>',
+    description: "This node's certificate (PEM; the chain after it), for the API port and the internode port, as server and as client",
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: nonEmpty,
+  },
+  {
+    key: 'tlsKey',
+    flag: 'tls-key',
+    arg: '<file>',
+    description: 'The private key of --tls-cert (PEM)',
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: nonEmpty,
+  },
+  {
+    key: 'tlsCa',
+    flag: 'tls-ca',
+    arg: '<file>',
+    description:
+      "The cluster's CA certificate(s) (PEM): a member's certificate must be signed by one (internode TLS); the CLI and probes verify the API with it",
+    defaultText: 'none',
+    fallback: () => undefined,
+    parse: nonEmpty,
+  },
+  {
     key: 'logLevel',
     flag: 'log-level',
     arg: '<level>',
@@ -596,8 +665,33 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
       problems.push(`--${flag} (${envName(flag)}): ${p.message}`);
     }
   }
+  problems.push(...tlsProblems(c));
   if (problems.length > 0) throw new ConfigError(problems);
   return c;
+}
+
+/** The files each TLS mode needs, and no TLS file without a mode that uses it. */
+function tlsProblems(c: ServeConfig): string[] {
+  if (c.tls === undefined) return [];
+  const out: string[] = [];
+  const need = (key: 'tlsCert' | 'tlsKey' | 'tlsCa', flag: string, why: string) => {
+    if (c[key] === undefined) out.push(`--${flag} (${envName(flag)}): required with --tls ${c.tls} (${why})`);
+  };
+  if (c.tls !== 'off') {
+    need('tlsCert', 'tls-cert', "this node's certificate");
+    need('tlsKey', 'tls-key', 'its private key');
+  }
+  if (internodeTls(c.tls)) need('tlsCa', 'tls-ca', "the cluster's CA, which signs every member's certificate");
+  if (c.tls === 'off') {
+    const given = (['tls-cert', 'tls-key', 'tls-ca'] as const).filter(
+      (f) => c[f === 'tls-cert' ? 'tlsCert' : f === 'tls-key' ? 'tlsKey' : 'tlsCa'] !== undefined,
+    );
+    if (given.length > 0)
+      out.push(
+        `--tls (${envName('tls')}): is off, yet ${given.map((f) => `--${f}`).join(', ')} ${given.length > 1 ? 'are' : 'is'} set: say where TLS goes (client, internode or all), or drop the file settings`,
+      );
+  }
+  return out;
 }
 
 /** Settings each discovery kind needs. */

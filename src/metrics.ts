@@ -1,120 +1,147 @@
-// A small Prometheus registry: counters, gauges read on scrape, and histograms, rendered in the
-// text exposition format (0.0.4). Pure bookkeeping: the node counts, the API renders /metrics.
+// The node's Prometheus metrics, on prom-client: one registry per node holding our families and
+// (in a serving node) prom-client's default process and Node.js metrics (CPU, memory, file
+// descriptors, event-loop lag, GC). Modules register their families here by name, help and label
+// names, and count through bound children on hot paths (the label set hashed once per request,
+// not sorted and joined per increment).
+//
+// Names follow Prometheus's conventions: counters end in `_total`, base units (seconds, bytes)
+// are in the name. A family is registered once per registry (a second registration is a bug).
+
+import * as prom from 'prom-client';
 
 type Labels = Record<string, string>;
 
-function labelKey(labels: Labels | undefined): string {
-  if (!labels) return '';
-  const keys = Object.keys(labels).sort();
-  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`).join(',');
+/** A series of a counter, bound to its labels once. */
+export interface CounterChild {
+  inc(by?: number): void;
 }
 
-function braces(inner: string): string {
-  return inner === '' ? '' : `{${inner}}`;
+/** A series of a histogram, bound to its labels once. */
+export interface HistogramChild {
+  observe(value: number): void;
 }
 
 export class Counter {
-  private readonly values = new Map<string, number>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
+  constructor(readonly family: prom.Counter<string>) {}
   inc(labels?: Labels, by = 1): void {
-    const k = labelKey(labels);
-    this.values.set(k, (this.values.get(k) ?? 0) + by);
+    if (labels === undefined) this.family.inc(by);
+    else this.family.inc(labels, by);
   }
-  get(labels?: Labels): number {
-    return this.values.get(labelKey(labels)) ?? 0;
-  }
-  /** The series of these labels, bound once: for hot paths (no label sorting per increment). */
-  child(labels?: Labels): { inc(by?: number): void } {
-    const k = labelKey(labels);
-    if (!this.values.has(k)) this.values.set(k, 0);
-    return { inc: (by = 1) => this.values.set(k, (this.values.get(k) as number) + by) };
-  }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [k, v] of this.values) out.push(`${this.name}${braces(k)} ${v}`);
-    return out;
-  }
-}
-
-export class Gauge {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly read: () => number | Array<[Labels, number]>,
-  ) {}
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    const v = this.read();
-    if (typeof v === 'number') out.push(`${this.name} ${v}`);
-    else for (const [labels, value] of v) out.push(`${this.name}${braces(labelKey(labels))} ${value}`);
-    return out;
+  /** The series of these labels, bound once (and shown as 0 until counted): for hot paths. */
+  child(labels?: Labels): CounterChild {
+    if (labels === undefined) {
+      this.family.inc(0);
+      return { inc: (by = 1) => this.family.inc(by) };
+    }
+    const bound = this.family.labels(labels);
+    bound.inc(0);
+    return { inc: (by = 1) => bound.inc(by) };
   }
 }
 
 export class Histogram {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly buckets: readonly number[],
-  ) {}
+  constructor(readonly family: prom.Histogram<string>) {}
   observe(value: number, labels?: Labels): void {
-    this.child(labels).observe(value);
+    if (labels === undefined) this.family.observe(value);
+    else this.family.observe(labels, value);
   }
-  /** The series of these labels, bound once: for hot paths (no label sorting per observation). */
-  child(labels?: Labels): { observe(value: number): void } {
-    const k = labelKey(labels);
-    let s = this.series.get(k);
-    if (!s) {
-      s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.series.set(k, s);
-    }
-    const series = s;
-    const buckets = this.buckets;
-    return {
-      observe(value: number) {
-        for (let i = 0; i < buckets.length; i++) if (value <= (buckets[i] as number)) series.counts[i] = (series.counts[i] as number) + 1;
-        series.sum += value;
-        series.count += 1;
-      },
-    };
+  /** The series of these labels, bound once: for hot paths. */
+  child(labels?: Labels): HistogramChild {
+    return labels === undefined ? { observe: (v) => this.family.observe(v) } : this.family.labels(labels);
   }
-  render(): string[] {
-    const out = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const [k, s] of this.series) {
-      const sep = k === '' ? '' : ',';
-      this.buckets.forEach((b, i) => {
-        out.push(`${this.name}_bucket{${k}${sep}le="${b}"} ${s.counts[i]}`);
-      });
-      out.push(`${this.name}_bucket{${k}${sep}le="+Inf"} ${s.count}`);
-      out.push(`${this.name}_sum${braces(k)} ${s.sum}`);
-      out.push(`${this.name}_count${braces(k)} ${s.count}`);
+  /**
+   * Cumulative bucket counts (upper bounds ascending, +Inf last) summed over the series whose
+   * labels match `where`: what the dashboard's per-second samples are cut from.
+   */
+  async buckets(where: (labels: Labels) => boolean = () => true): Promise<{ bounds: number[]; counts: number[] }> {
+    const got = await this.family.get();
+    const byBound = new Map<number, number>();
+    for (const v of got.values) {
+      if (!v.metricName?.endsWith('_bucket')) continue;
+      const { le, ...labels } = v.labels as Labels & { le: string | number };
+      if (!where(labels)) continue;
+      const bound = le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le);
+      byBound.set(bound, (byBound.get(bound) ?? 0) + v.value);
     }
-    return out;
+    const bounds = [...byBound.keys()].sort((a, b) => a - b);
+    return { bounds, counts: bounds.map((b) => byBound.get(b) as number) };
   }
 }
 
-export class Metrics {
-  private readonly all: Array<Counter | Gauge | Histogram> = [];
+export interface MetricsOptions {
+  /**
+   * prom-client's default metrics (process_*, nodejs_*): a serving node wants them; a test that
+   * builds many registries in one process does not (each would add its own event-loop monitor).
+   */
+  processMetrics?: boolean;
+}
 
-  counter(name: string, help: string): Counter {
-    return this.add(new Counter(name, help));
+/** prom-client default metrics that break Prometheus's naming rules: not exported. */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export class Metrics {
+  readonly registry = new prom.Registry();
+
+  constructor(opts: MetricsOptions = {}) {
+    if (opts.processMetrics) {
+      prom.collectDefaultMetrics({ register: this.registry });
+      // Gauges named like counters, which promtool's linter refuses; the same figures are in
+      // nodejs_active_handles, _requests and _resources by type (sum() them for the total).
+      for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
+    }
   }
-  gauge(name: string, help: string, read: () => number | Array<[Labels, number]>): Gauge {
-    return this.add(new Gauge(name, help, read));
+
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return new Counter(new prom.Counter({ name, help, labelNames, registers: [this.checked(name)] }));
   }
-  histogram(name: string, help: string, buckets: readonly number[]): Histogram {
-    return this.add(new Histogram(name, help, buckets));
+
+  /** A counter kept elsewhere (a running total that only grows), read when scraped. */
+  counterFrom(name: string, help: string, read: () => number): void {
+    new prom.Counter({
+      name,
+      help,
+      registers: [this.checked(name)],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
   }
-  render(): string {
-    return `${this.all.flatMap((m) => m.render()).join('\n')}\n`;
+
+  /** A gauge read when scraped: one number, or one per label set. */
+  gauge(name: string, help: string, read: () => number | Array<[Labels, number]>, labelNames: readonly string[] = []): void {
+    new prom.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.checked(name)],
+      collect() {
+        const v = read();
+        if (typeof v === 'number') {
+          this.set(v);
+          return;
+        }
+        this.reset();
+        for (const [labels, value] of v) this.set(labels, value);
+      },
+    });
   }
-  private add<T extends Counter | Gauge | Histogram>(m: T): T {
-    if (this.all.some((x) => x.name === m.name)) throw new Error(`metric ${m.name} registered twice`);
-    this.all.push(m);
-    return m;
+
+  histogram(name: string, help: string, buckets: readonly number[], labelNames: readonly string[] = []): Histogram {
+    return new Histogram(new prom.Histogram({ name, help, buckets: [...buckets], labelNames, registers: [this.checked(name)] }));
+  }
+
+  /** The text exposition format, as /metrics serves it. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private checked(name: string): prom.Registry {
+    if (this.registry.getSingleMetric(name) !== undefined) throw new Error(`metric ${name} registered twice`);
+    return this.registry;
   }
 }

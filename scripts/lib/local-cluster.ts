@@ -3,9 +3,10 @@
 // launcher records the real PID so tests can SIGKILL / SIGSTOP exactly the node they mean.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { Agent, fetch as undiciFetch } from 'undici';
 
 /** The repository root: the nearest parent directory holding package.json. */
 export function repoRoot(from = __dirname): string {
@@ -35,6 +36,8 @@ export interface NodeSpec {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** The launcher's bearer token for a node with client authentication on (an admin token opens every route). */
+  clientToken?: string;
   /**
    * Run the process as this user (and `gid`, else the same number); the launcher must be root. On
    * loopback every connection leaves from 127.0.0.1, so this is what lets iptables' owner match tell
@@ -42,6 +45,12 @@ export interface NodeSpec {
    */
   uid?: number;
   gid?: number;
+  /**
+   * Run the node in a process group of its own, so that a terminal's Ctrl-C (SIGINT to the whole
+   * foreground group) reaches only the launcher, which stops every node with one SIGTERM: a node
+   * that got both would take the second signal as "exit now" and skip its clean shutdown.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -68,10 +77,13 @@ export class LocalNode {
   /** Last lines the process wrote (stdout and stderr), for failure messages. */
   readonly logTail: string[] = [];
   private exited: Promise<number | null> = Promise.resolve(null);
+  /** Resolves once the process has exited and its output has been read to the end. */
+  closed: Promise<void> = Promise.resolve();
 
   constructor(
     public spec: NodeSpec,
     private readonly onLine?: (node: LocalNode, line: string) => void,
+    private readonly onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void,
   ) {}
 
   get id(): string {
@@ -80,8 +92,29 @@ export class LocalNode {
   get address(): string {
     return `${this.spec.host}:${this.spec.port}`;
   }
+  /** https:// when the node serves TLS on its API port (QUORUMKV_TLS client or all). */
   get url(): string {
-    return `http://${this.address}`;
+    const tls = this.setting('QUORUMKV_TLS');
+    return `${tls === 'client' || tls === 'all' ? 'https' : 'http'}://${this.address}`;
+  }
+
+  /** A variable as the node process sees it: its own env, else the launcher's (which it inherits). */
+  private setting(name: string): string | undefined {
+    return this.spec.env?.[name] ?? process.env[name];
+  }
+
+  private agent: Agent | undefined;
+  /**
+   * fetch() for this node: through the cluster's CA (QUORUMKV_TLS_CA) when it serves https, with
+   * the launcher's token (clientToken) unless the request has its own Authorization.
+   */
+  fetch(pathAndQuery: string, init: { method?: string; headers?: Record<string, string>; body?: string; signal?: AbortSignal } = {}) {
+    const ca = this.setting('QUORUMKV_TLS_CA');
+    if (this.url.startsWith('https') && this.agent === undefined && ca !== undefined)
+      this.agent = new Agent({ connect: { ca: readFileSync(ca) } });
+    const token = this.spec.clientToken ?? process.env.QUORUMKV_TOKEN;
+    const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(init.headers ?? {}) };
+    return undiciFetch(`${this.url}${pathAndQuery}`, { ...init, headers, ...(this.agent ? { dispatcher: this.agent } : {}) });
   }
   get pid(): number | undefined {
     return this.proc?.pid;
@@ -92,7 +125,7 @@ export class LocalNode {
 
   /** The Authorization header the CLI would send to this node's /admin/* (its QUORUMKV_ADMIN_TOKEN's first token). */
   adminHeaders(): Record<string, string> {
-    const token = (this.spec.env?.QUORUMKV_ADMIN_TOKEN ?? process.env.QUORUMKV_ADMIN_TOKEN)?.split(',')[0];
+    const token = (this.spec.env?.QUORUMKV_ADMIN_TOKEN ?? process.env.QUORUMKV_ADMIN_TOKEN)?.split(',')[0] ?? this.spec.clientToken;
     return token ? { authorization: `Bearer ${token}` } : {};
   }
 
@@ -113,6 +146,15 @@ export class LocalNode {
     ];
   }
 
+  /**
+   * The shell command that starts this node again by hand, exactly as the launcher started it
+   * (its environment settings, absolute paths), for the message that reports it exited.
+   */
+  commandLine(): string {
+    const env = Object.entries(this.spec.env ?? {}).map(([k, v]) => `${k}=${shellQuote(v)}`);
+    return [...env, process.execPath, ...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()].map(shellWord).join(' ');
+  }
+
   /** Starts the process and resolves once /health answers; rejects if it exits first. */
   async start(timeoutMs = 15_000): Promise<void> {
     if (this.running) throw new Error(`${this.id} is already running`);
@@ -125,9 +167,18 @@ export class LocalNode {
       env: { ...process.env, ...(this.spec.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(uid !== undefined ? { uid, gid: gid ?? uid } : {}),
+      ...(this.spec.ownProcessGroup ? { detached: true } : {}),
     });
     this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    // the exit is reported once its output is read to the end, so a report follows the node's last lines
+    const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code, signal) => {
+        resolve(code);
+        if (this.onExit) void closed.then(() => this.onExit?.(this, code, signal));
+      }),
+    );
+    this.closed = closed.then(() => undefined);
     for (const stream of [proc.stdout, proc.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         this.logTail.push(line);
@@ -144,7 +195,7 @@ export class LocalNode {
         );
       }
       try {
-        const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(500) });
+        const res = await this.fetch('/health', { signal: AbortSignal.timeout(500) });
         if (res.ok) return;
       } catch {}
       if (Date.now() > deadline)
@@ -175,6 +226,17 @@ export class LocalNode {
   }
 }
 
+/** `s` as one word of a POSIX shell command line. */
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A word of a command line, keeping NAME=value assignments readable. */
+function shellWord(w: string): string {
+  const eq = /^[A-Z_][A-Z0-9_]*=/.exec(w);
+  return eq ? w : shellQuote(w);
+}
+
 export interface ClusterOptions {
   /** One host per node (e.g. 127.0.20.1, 127.0.20.2, ...), or one host with consecutive ports. */
   hosts?: string[];
@@ -188,6 +250,12 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   nodeArgs?: string[];
   onLine?: (node: LocalNode, line: string) => void;
+  /** A node's process exited (after its last output line was delivered to onLine). */
+  onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Each node in a process group of its own (NodeSpec.ownProcessGroup): what `npm start` does. */
+  ownProcessGroups?: boolean;
+  /** The launcher's bearer token, when the nodes have client authentication on. */
+  clientToken?: string;
 }
 
 /**
@@ -221,8 +289,11 @@ export class LocalCluster {
               args: o.args ?? [],
               env: { ...LOCAL_ADMIN_ENV, ...(o.env ?? {}) },
               ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+              ...(o.ownProcessGroups ? { ownProcessGroup: true } : {}),
+              ...(o.clientToken ? { clientToken: o.clientToken } : {}),
             },
             o.onLine,
+            o.onExit,
           ),
       ),
     );
@@ -275,11 +346,11 @@ export class LocalCluster {
           .filter((n) => n.running)
           .map(async (n) => {
             try {
-              const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) });
+              const res = await n.fetch('/cluster', { signal: AbortSignal.timeout(1000) });
               const body = (await res.json()) as { ring_checksum: string; members: Array<{ state: string; status: string }> };
               const members = body.members.filter((m) => m.status !== 'removed');
               if (members.length !== want || !members.every((m) => m.state === 'alive' && m.status === 'normal')) return undefined;
-              const own = await fetch(`${n.url}/admin/move`, { headers: n.adminHeaders(), signal: AbortSignal.timeout(1000) });
+              const own = await n.fetch('/admin/move', { headers: n.adminHeaders(), signal: AbortSignal.timeout(1000) });
               const phase = ((await own.json()) as { move: { phase: string } | null }).move?.phase;
               return phase === undefined || phase === 'done' || phase === 'failed' ? body.ring_checksum : undefined;
             } catch {
@@ -301,5 +372,29 @@ export class LocalCluster {
 
   async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await Promise.all([...this.nodes, ...this.retired].map((n) => n.kill(signal)));
+  }
+
+  /**
+   * SIGTERM to every running node, once, and a deadline: the nodes still running after
+   * `timeoutMs` are killed (SIGKILL). Resolves with the ids of those that had to be killed.
+   */
+  async stopWithin(timeoutMs: number): Promise<string[]> {
+    const running = [...this.nodes, ...this.retired].filter((n) => n.running);
+    const killed: string[] = [];
+    await Promise.all(
+      running.map(async (n) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), timeoutMs);
+        });
+        const outcome = await Promise.race([n.kill('SIGTERM').then(() => n.closed), late]);
+        clearTimeout(timer);
+        if (outcome === 'late') {
+          killed.push(n.id);
+          await n.kill('SIGKILL');
+        }
+      }),
+    );
+    return killed;
   }
 }

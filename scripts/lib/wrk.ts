@@ -25,6 +25,10 @@ export interface WrkOptions {
   valueBytes: number;
   /** wrk's per-request timeout (a request slower than this counts as a timeout error). */
   timeoutSeconds?: number;
+  /** Speak https (wrk does not verify the certificate). */
+  https?: boolean;
+  /** Sent as Authorization: Bearer on every request. */
+  token?: string;
 }
 
 export interface WrkResult {
@@ -63,6 +67,7 @@ local mode = "@MODE@"
 local keys = @KEYS@
 local value = string.rep("x", @VALUE_BYTES@)
 local targets = { @TARGETS@ }
+local auth = "@AUTH@"
 local nextTarget = 1
 
 local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -90,13 +95,19 @@ local requests = {}
 function init(args)
   math.randomseed(os.time() * 100 + (tid or 0))
   local qkvBody = '{"value":"' .. value .. '"}'
+  local putHeaders = { ["Content-Type"] = "application/json" }
+  local getHeaders = {}
+  if auth ~= "" then
+    putHeaders["Authorization"] = auth
+    getHeaders["Authorization"] = auth
+  end
   local v64 = base64(value)
   for i = 0, keys - 1 do
     local k = "bench:" .. i
     if mode == "qkv-put" then
-      requests[i] = wrk.format("PUT", "/kv/" .. k, { ["Content-Type"] = "application/json" }, qkvBody)
+      requests[i] = wrk.format("PUT", "/kv/" .. k, putHeaders, qkvBody)
     elseif mode == "qkv-get" then
-      requests[i] = wrk.format("GET", "/kv/" .. k)
+      requests[i] = wrk.format("GET", "/kv/" .. k, getHeaders)
     elseif mode == "etcd-put" then
       requests[i] = wrk.format("POST", "/v3/kv/put", { ["Content-Type"] = "application/json" },
         '{"key":"' .. base64(k) .. '","value":"' .. v64 .. '"}')
@@ -135,7 +146,8 @@ export async function runWrk(wrk: string, o: WrkOptions): Promise<WrkResult> {
       LUA.replace('@MODE@', o.mode)
         .replace('@KEYS@', String(o.keys))
         .replace('@VALUE_BYTES@', String(o.valueBytes))
-        .replace('@TARGETS@', targets.join(', ')),
+        .replace('@TARGETS@', targets.join(', '))
+        .replace('@AUTH@', o.token === undefined ? '' : `Bearer ${o.token}`),
     );
     const threads = Math.min(o.targets.length, o.connections);
     const args = [
@@ -146,7 +158,7 @@ export async function runWrk(wrk: string, o: WrkOptions): Promise<WrkResult> {
       `${o.timeoutSeconds ?? 10}s`,
       '-s',
       script,
-      `http://${o.targets[0]}`,
+      `${o.https ? 'https' : 'http'}://${o.targets[0]}`,
     ];
     const out = await new Promise<string>((resolve, reject) => {
       const proc = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -11,8 +11,11 @@ import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
 import type { Node } from '../node/node';
 import { adminGuard } from './admin-auth';
-import { HttpError, sendError } from './errors';
+import { type ClientGuard, clientGuard } from './client-auth';
+import { mountDashboard } from './dashboard';
+import { HttpError, jsonReplies, notAnObject, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
+import type { TokenRegistry } from './tokens';
 
 export interface AppOptions {
   node: Node;
@@ -22,8 +25,10 @@ export interface AppOptions {
   metrics: Metrics;
   maxValueBytes: number;
   maxInflightRequests: number;
-  /** Bearer tokens of /admin/* (--admin-token); empty: none. */
-  adminTokens: readonly string[];
+  /** The bearer tokens this node accepts, with their roles (--admin-token's and the tokens file's). */
+  tokens: TokenRegistry;
+  /** Client authentication (--tokens-file): every route but the health routes needs a token. */
+  clientAuth: boolean;
   /** Callers on loopback may use /admin/* without a token (--admin-from-loopback). */
   adminFromLoopback: boolean;
 }
@@ -34,6 +39,14 @@ export interface AppOptions {
  */
 const READINESS_DNS_BUDGET_MS = 1000;
 
+/**
+ * How long an operation has run (or ran), by the node's clock: with the counts, what a client
+ * needs for a rate and a time left without trusting its own clock to agree with the node's.
+ */
+function elapsedMs(node: Node, startedAtMs: number | undefined, finishedAtMs: number | undefined): number | null {
+  return startedAtMs === undefined ? null : Math.max(0, (finishedAtMs ?? node.nowMs()) - startedAtMs);
+}
+
 function repairStatus(node: Node): Record<string, unknown> {
   const p = node.antiEntropy.progress;
   return {
@@ -41,6 +54,7 @@ function repairStatus(node: Node): Record<string, unknown> {
     kind: p.kind ?? null,
     started_at: p.startedAtMs === undefined ? null : new Date(p.startedAtMs).toISOString(),
     finished_at: p.finishedAtMs === undefined ? null : new Date(p.finishedAtMs).toISOString(),
+    elapsed_ms: elapsedMs(node, p.startedAtMs, p.running ? undefined : p.finishedAtMs),
     ranges_total: p.rangesTotal,
     ranges_done: p.rangesDone,
     ranges_differing: p.rangesDiffering,
@@ -68,6 +82,7 @@ function moveStatus(node: Node): Record<string, unknown> {
             replacing: p.replacing,
             started_at: iso(p.startedAtMs),
             finished_at: iso(p.finishedAtMs),
+            elapsed_ms: elapsedMs(node, p.startedAtMs, p.finishedAtMs),
             ranges_total: p.rangesTotal,
             ranges_done: p.rangesDone,
             records_streamed: p.recordsStreamed,
@@ -97,16 +112,19 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  jsonReplies(app.response);
 
-  const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code');
+  const requests = metrics.counter('quorumkv_requests_total', 'Client requests by operation and status code', ['op', 'code']);
   const latency = metrics.histogram(
     'quorumkv_request_duration_seconds',
     'Client request latency by operation',
     [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ['op'],
   );
   const rejected = metrics.counter(
     'quorumkv_requests_rejected_total',
     'Requests refused before reaching the node, by reason (a bound that was hit)',
+    ['reason'],
   );
   const kv = createKvHandler({
     node,
@@ -120,6 +138,7 @@ export function createHandler(opts: AppOptions): RequestListener {
   metrics.gauge('quorumkv_inflight_requests', 'Client requests being coordinated now', () => kv.inflight());
   metrics.gauge('quorumkv_keys', 'Keys stored on this replica (tombstones included)', () => node.storeCount());
   metrics.gauge('quorumkv_members', "Members in this node's ring", () => node.memberList().length);
+  mountDashboard(app, { node, requests, latency, inflight: () => kv.inflight() });
 
   const json = express.json({ limit: opts.maxValueBytes + BODY_OVERHEAD_BYTES, type: 'application/json' });
 
@@ -152,9 +171,11 @@ export function createHandler(opts: AppOptions): RequestListener {
   app.use(
     '/admin',
     adminGuard({
-      tokens: opts.adminTokens,
+      tokens: opts.tokens,
       fromLoopback: opts.adminFromLoopback,
-      refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)'),
+      refused: metrics.counter('quorumkv_admin_refused_total', 'Requests to /admin/* refused by the admin guard, by status (401, 403)', [
+        'status',
+      ]),
     }),
   );
   app.post('/admin/drain', (_req, res) => {
@@ -211,6 +232,7 @@ export function createHandler(opts: AppOptions): RequestListener {
         status: m.id === s.id ? s.status : m.status,
         ...(m.progress !== undefined && (m.status === 'joining' || m.status === 'leaving') ? { progress: m.progress } : {}),
         state: m.liveness,
+        ...(m.downReason === undefined ? {} : { down_reason: m.downReason }),
         phi: Number(m.phi.toFixed(3)),
         generation: m.generation,
         heartbeat: m.heartbeat,
@@ -248,13 +270,13 @@ export function createHandler(opts: AppOptions): RequestListener {
       })),
     });
   });
-  app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(metrics.render());
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.render());
   });
 
   // ---- fallbacks ----------------------------------------------------------------------------------
   app.use((req, res) => {
-    sendError(req, res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+    sendError(req, res, 404, 'no_such_route', `no route for ${req.method} ${req.path}`);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -275,7 +297,11 @@ export function createHandler(opts: AppOptions): RequestListener {
         max_value_bytes: opts.maxValueBytes,
       });
     }
-    if (e.type === 'entity.parse.failed') return sendError(req, res, 400, 'invalid_body', `body is not valid JSON: ${e.message}`);
+    if (e.type === 'entity.parse.failed') {
+      // body-parser refuses JSON that is not an object or array ("v1", 42) as if it did not parse
+      const problem = typeof (e as { body?: unknown }).body === 'string' ? notAnObject((e as { body: string }).body) : undefined;
+      return sendError(req, res, 400, 'invalid_body', problem ?? `the body is not valid JSON: ${e.message}`);
+    }
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported')
       return sendError(req, res, 415, 'unsupported_media_type', String(e.message));
     // body-parser's other refusals (a body that does not decompress, a length that does not match)
@@ -285,7 +311,14 @@ export function createHandler(opts: AppOptions): RequestListener {
     sendError(req, res, 500, 'internal', 'internal error; see the node log');
   });
 
+  const guard: ClientGuard | undefined = opts.clientAuth
+    ? clientGuard(
+        opts.tokens,
+        metrics.counter('quorumkv_client_refused_total', 'Client requests refused for their token, by status (401, 403)', ['status']),
+      )
+    : undefined;
   return (req, res) => {
+    if (guard !== undefined && !guard(req, res)) return;
     if (isKvPath(req.url as string)) kv(req, res);
     else app(req, res);
   };

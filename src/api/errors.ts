@@ -1,6 +1,7 @@
 // Every error the API returns has one shape: { "error": { "code", "message", ...details } }, and
-// every reply is written the way express's res.json writes it (the /kv routes do not go through
-// express: ./kv.ts), so a client sees the same bytes from either.
+// every JSON reply is written one way, from express's routes (jsonReplies below) or from the /kv
+// routes, which do not go through express (./kv.ts): compact JSON and a newline, so that a shell
+// prompt after `curl` starts on its own line.
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,6 +12,7 @@ export type ErrorCode =
   | 'invalid_parameter'
   | 'invalid_body'
   | 'not_found'
+  | 'no_such_route'
   | 'method_not_allowed'
   | 'value_too_large'
   | 'unsupported_media_type'
@@ -23,9 +25,9 @@ export type ErrorCode =
   | 'conflict'
   | 'internal';
 
-/** Writes `body` as JSON with the headers express's res.json sets; a HEAD gets the headers only. */
+/** Writes `body` as JSON and a newline, with the headers express's res.json sets; a HEAD gets the headers only. */
 export function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
-  const text = JSON.stringify(body);
+  const text = `${JSON.stringify(body)}\n`;
   res.statusCode = status;
   if (headers) for (const name in headers) res.setHeader(name, headers[name] as string);
   res.setHeader('Content-Type', 'application/json; charset=utf-8');
@@ -44,6 +46,33 @@ export function sendError(
   headers?: Record<string, string>,
 ): void {
   sendJson(req, res, status, { error: { code, message, ...details } }, headers);
+}
+
+/**
+ * Makes express's res.json write what sendJson writes (the newline): every JSON reply of the API,
+ * from either side, ends the same way.
+ */
+export function jsonReplies(response: { json(body: unknown): unknown }): void {
+  response.json = function json(this: ServerResponse & { req: IncomingMessage }, body: unknown) {
+    sendJson(this.req, this, this.statusCode, body);
+    return this;
+  };
+}
+
+/**
+ * What is wrong with a body that was asked to be a JSON object, when it is valid JSON of another
+ * kind (`"v1"`, `42`, `null`, `[1]`); undefined when it is not JSON at all. Only called on a refusal.
+ */
+export function notAnObject(text: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const kind =
+    parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed === 'string' ? 'a string' : `a ${typeof parsed}`;
+  return `the body is valid JSON, but ${kind}, not an object`;
 }
 
 /** An error raised inside a route, turned into a JSON reply by the error handler. */
@@ -76,7 +105,7 @@ function parserRefusal(code: string | undefined): { status: number; reason: stri
 }
 
 function rawJsonReply(status: number, reason: string, body: unknown): string {
-  const text = JSON.stringify(body);
+  const text = `${JSON.stringify(body)}\n`;
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`;
 }
 
@@ -117,6 +146,7 @@ export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
  */
 export function guardHttp(server: Server): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (lingering.has(socket)) return; // refused already: the rest of its input is being dropped
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
@@ -125,6 +155,7 @@ export function guardHttp(server: Server): void {
     const c = connections.get(socket);
     if (c === undefined || c.pending === 0 || c.last === undefined) {
       socket.end(rawJsonReply(r.status, r.reason, { error: { code: r.errorCode, message: r.message } }));
+      lingerThenClose(socket);
       return;
     }
     const { req, res } = c.last;
@@ -142,6 +173,24 @@ export function guardHttp(server: Server): void {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex) =>
     refuse(socket, 400, 'Bad Request', `protocol upgrades are not supported (Upgrade: ${JSON.stringify(req.headers.upgrade)})`),
   );
+}
+
+/** How long a refused connection's remaining input is read and dropped before it is closed. */
+const LINGER_MS = 2_000;
+
+/**
+ * After the refusal is written: read and drop what the client is still sending (the rest of an
+ * oversized header, say), for at most LINGER_MS. Closing a socket with unread input makes the
+ * kernel answer with a reset, and the client would lose the refusal it was sent (Apache's
+ * lingering close).
+ */
+const lingering = new WeakSet<Duplex>();
+
+function lingerThenClose(socket: Duplex): void {
+  lingering.add(socket);
+  socket.on('data', () => {});
+  socket.resume();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
 /** HTTP/1.1 requires a Host header (RFC 9112 §3.2); Node's own check answers without a body, so it is done here. */

@@ -17,7 +17,7 @@ import type { Counter, Histogram } from '../metrics';
 import { BadMessageError, NotServingError, QuorumError, UnavailableError } from '../node/errors';
 import type { ReplicaFailure } from '../node/fanout';
 import type { Node, ReadResult, WriteResult } from '../node/node';
-import { HttpError, sendError, sendJson } from './errors';
+import { HttpError, notAnObject, sendError, sendJson } from './errors';
 
 /** Room for the `{"value": ...}` wrapper and whitespace around a value at the size limit. */
 export const BODY_OVERHEAD_BYTES = 64 * 1024;
@@ -165,7 +165,13 @@ export function createKvHandler(opts: KvOptions): KvHandler {
     if (path.length <= 4 || raw === '') throw new HttpError(400, 'invalid_key', 'key must not be empty: use /kv/<key>');
     if (raw.includes('/')) {
       req.resume();
-      sendError(req, res, 404, 'not_found', `no route for ${req.method} ${path}`);
+      sendError(
+        req,
+        res,
+        404,
+        'no_such_route',
+        `no route for ${req.method} ${path}: the route is /kv/<key>, and a key holds no "/" unless percent-encoded (%2F)`,
+      );
       return;
     }
     let key: string;
@@ -311,9 +317,7 @@ function writeReply(result: WriteResult, what: { value: JsonValue } | { deleted:
 }
 
 function valueFromBody(body: unknown, text: string, maxValueBytes: number): JsonValue {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}');
-  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw notAnObjectError(text);
   const fields = Object.keys(body);
   if (!fields.includes('value')) throw new HttpError(400, 'invalid_body', 'body has no "value" field: send {"value": <any JSON>}');
   const unknown = fields.filter((f) => f !== 'value');
@@ -375,6 +379,21 @@ function drainBody(req: IncomingMessage, limit: number, onTooLarge: () => void):
   });
 }
 
+/** A PUT body that is JSON but not an object says so; one that is not JSON at all says that. */
+function notAnObjectError(text: string): HttpError {
+  const problem = notAnObject(text);
+  return new HttpError(
+    400,
+    'invalid_body',
+    problem === undefined
+      ? `the body is not valid JSON; send {"value": <any JSON>}`
+      : `${problem}: send {"value": <any JSON>}${text.length <= 100 ? `, here {"value": ${text.trim()}}` : ''}`,
+  );
+}
+
+/** The request has no body, or an empty one. */
+const EMPTY_BODY = 'the request body is empty: send {"value": <any JSON>} with Content-Type: application/json';
+
 /** The client went away before its request was read: nothing to answer, nobody to tell. */
 class ClientGone extends Error {
   override name = 'ClientGone';
@@ -389,7 +408,10 @@ function contentType(header: string | undefined): { type: string; charset: strin
   let charset: string | undefined;
   for (const p of parts.slice(1)) {
     const eq = p.indexOf('=');
-    if (eq < 0) return undefined;
+    if (eq < 0) {
+      if (p.trim() === '') continue; // "application/json;": an empty parameter, as browsers and body-parser allow
+      return undefined;
+    }
     const name = p.slice(0, eq).trim().toLowerCase();
     let v = p.slice(eq + 1).trim();
     if (v.startsWith('"') && v.endsWith('"') && v.length >= 2) v = v.slice(1, -1);
@@ -409,13 +431,15 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
   const given = headers['content-type'];
   const ct = contentType(given);
   if (ct?.type !== 'application/json') {
+    // no body at all is the first problem to name, whatever the Content-Type says
+    if (!hasBody || headers['content-length'] === '0') throw new HttpError(400, 'invalid_body', EMPTY_BODY);
     throw new HttpError(
       415,
       'unsupported_media_type',
       `send the body as Content-Type: application/json; got ${JSON.stringify(given ?? '(none)')}`,
     );
   }
-  if (!hasBody) throw new HttpError(400, 'invalid_body', 'the request has no body: send {"value": <any JSON>}');
+  if (!hasBody) throw new HttpError(400, 'invalid_body', EMPTY_BODY);
   const charset = ct.charset ?? 'utf-8';
   if (!charset.startsWith('utf-')) throw new HttpError(415, 'unsupported_media_type', `unsupported charset "${charset.toUpperCase()}"`);
   const encoding = (headers['content-encoding'] ?? 'identity').toLowerCase();
@@ -470,15 +494,13 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
       if (finished) return;
       let text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString('utf8');
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      if (text.length === 0) return finish(undefined, { value: {}, text });
+      if (text.length === 0) return finish(new HttpError(400, 'invalid_body', EMPTY_BODY));
       const first = /^[ \t\n\r]*(.)/s.exec(text)?.[1];
-      if (first !== '{' && first !== '[') {
-        return finish(new HttpError(400, 'invalid_body', 'body must be a JSON object: {"value": <any JSON>}'));
-      }
+      if (first !== '{' && first !== '[') return finish(notAnObjectError(text));
       try {
         finish(undefined, { value: JSON.parse(text), text });
       } catch (err) {
-        finish(new HttpError(400, 'invalid_body', `body is not valid JSON: ${(err as Error).message}`));
+        finish(new HttpError(400, 'invalid_body', `the body is not valid JSON: ${(err as Error).message}`));
       }
     });
   });

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // The `quorumkv` command: `serve` runs a node; `put`, `get`, `delete` talk to one over HTTP.
 
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
 import { TUNING } from '../core/defaults';
-import { healthCheck, probeHeaders } from './probe';
+import { healthCheck, probeHeaders, probeTls } from './probe';
+import { count, ProgressPrinter, type ProgressView, RateWindow, renderProgress } from './progress';
 import { ago, percent, table } from './table';
 
 const DEFAULT_URL = 'http://127.0.0.1:8080';
@@ -14,7 +17,18 @@ function program(): Command {
   const p = new Command('quorumkv')
     .description('A leaderless, quorum-replicated key-value database')
     .showHelpAfterError()
-    .configureOutput({ outputError: (s, write) => write(s) });
+    .configureOutput({ outputError: (s, write) => write(s) })
+    .addOption(
+      new Option(
+        '--token <token>',
+        'Bearer token sent with every request to a node with client authentication on (prefer the variable: flags show in ps)',
+      ).env(TOKEN_ENV),
+    )
+    .addOption(new Option('--ca-cert <file>', "The cluster's CA certificate (PEM), to verify an https:// node").env(CA_ENV));
+  // Every client command: the token and the CA apply to each of its requests (serve reads its own settings).
+  p.hook('preAction', (_program, action) => {
+    if (action.name() !== 'serve') clientDefaults(p.opts() as { token?: string; caCert?: string });
+  });
 
   const serveCmd = p
     .command('serve')
@@ -74,7 +88,10 @@ function program(): Command {
     serveCmd.addOption(new Option(`--${s.flag} ${s.arg}`, `${s.description} [${envName(s.flag)}] (default: ${s.defaultText})`));
   }
 
-  const urlOption = () => new Option('--url <url>', 'A node of the cluster').env('QUORUMKV_URL').default(DEFAULT_URL);
+  const urlOption = () =>
+    new Option('--url <url>', 'A node of the cluster (when nothing answers at the default, a node of the local cluster of npm start)')
+      .env('QUORUMKV_URL')
+      .default(DEFAULT_URL);
   const consistency = () => new Option('--consistency <level>', 'one, quorum or all').choices(['one', 'quorum', 'all']);
   const adminToken = () =>
     new Option(
@@ -137,6 +154,7 @@ function program(): Command {
         timeoutMs: Number(o.timeoutMs),
         rule: o.rule,
         headers: probeHeaders(process.env),
+        ...probeTls(process.env, (p.opts() as { caCert?: string }).caCert),
       });
       process.stdout.write(`${line}\n`);
       process.exit(code);
@@ -209,8 +227,10 @@ function program(): Command {
     .description('Show the cluster as one node sees it: members, their state, phi and heartbeats')
     .addOption(urlOption())
     .option('--json', 'Print the raw JSON of /cluster')
+    .option('--watch', "Then follow this node's join, decommission or removal until it is done")
+    .addOption(new Option('--timeout-s <s>', 'With --watch: give up following after this long').default('3600'))
     .addOption(adminToken())
-    .action(async (o: { url: string; json?: boolean; adminToken?: string }) => {
+    .action(async (o: { url: string; json?: boolean; watch?: boolean; timeoutS: string; adminToken?: string }) => {
       const headers = adminHeaders(o.adminToken);
       const c = await fetchJson(o.url, '/cluster');
       if (o.json) return void process.stdout.write(`${JSON.stringify(c, null, 2)}\n`);
@@ -224,13 +244,23 @@ function program(): Command {
       const mv = await axios
         .get(`${o.url.replace(/\/+$/, '')}/admin/move`, { timeout: 10_000, headers, validateStatus: () => true })
         .catch((err: Error) => ({ status: 0, data: { error: { message: err.message } } }));
+      const own = mv.status === 200 ? (mv.data as MoveStatus).move : null;
       if (mv.status !== 200) process.stdout.write(`(its own move not shown: ${errorText(mv.data)})\n`);
-      else if (mv.data.move) process.stdout.write(`${moveLine(mv.data as MoveStatus)}\n`);
+      else if (own) {
+        process.stdout.write(`${moveLine(mv.data as MoveStatus)}\n`);
+        if (own.phase === 'stream') {
+          // rate and time left since the move started, by the node's own count of its time
+          const now = Date.now();
+          const rate = rateSince(own.elapsed_ms, now);
+          rate.add({ atMs: now, fraction: own.ranges_total > 0 ? own.ranges_done / own.ranges_total : 0, count: own.records_streamed });
+          process.stdout.write(`${renderProgress(moveView(own, rate), process.stdout.isTTY === true)}\n`);
+        }
+      }
       process.stdout.write('\n');
       const rows = (c.members as ClusterMember[]).map((m) => [
         m.id,
         m.address,
-        m.state,
+        m.down_reason === undefined ? m.state : `${m.state} (${DOWN_REASONS[m.down_reason] ?? m.down_reason})`,
         m.progress === undefined ? m.status : `${m.status} ${percent(m.progress)}`,
         m.phi.toFixed(2),
         String(m.heartbeat),
@@ -238,6 +268,10 @@ function program(): Command {
         String(m.generation),
       ]);
       process.stdout.write(`${table(['ID', 'ADDRESS', 'STATE', 'STATUS', 'PHI', 'HEARTBEAT', 'LAST HEARD', 'GENERATION'], rows)}\n`);
+      if (o.watch && own && own.phase !== 'done' && own.phase !== 'failed') {
+        process.stdout.write('\n');
+        process.exit(await followMove(o.url.replace(/\/+$/, ''), moveName(own), headers, Number(o.timeoutS) * 1000, own.phase));
+      }
     });
 
   p.command('ring')
@@ -261,13 +295,40 @@ function program(): Command {
       process.stdout.write(`${table(['ID', 'ADDRESS', 'STATE', 'VNODES', 'PRIMARY', 'REPLICA'], rows)}\n`);
     });
 
+  // A command given no node (no --url, no QUORUMKV_URL) talks to the default address; when nothing
+  // answers there, it looks for the local cluster of `npm start` and says which node it uses. The
+  // pod-local commands (health, drain, prestop) never do: they are about the node next to them.
+  p.hook('preAction', async (_program, action) => {
+    if (!action.options.some((o) => o.long === '--url') || POD_LOCAL.has(action.name())) return;
+    if (action.getOptionValueSource('url') !== 'default') return;
+    const { localClusterFile, localFallback } = await import('./local-cluster-file');
+    const found = await localFallback(DEFAULT_URL, localClusterFile());
+    if (found === undefined) return;
+    action.setOptionValue('url', found.url);
+    const which = found.id ? `${found.id} of the local cluster (npm start)` : 'a local cluster node';
+    process.stderr.write(
+      `quorumkv: nothing answers at ${DEFAULT_URL}; using ${which} at ${found.url} (set --url or QUORUMKV_URL to choose)\n`,
+    );
+  });
+
   return p;
 }
+
+/** Commands about the node beside them (a pod's probes and preStop): no fallback to another node. */
+const POD_LOCAL = new Set(['health', 'drain', 'prestop']);
+
+/** The STATE column of `status` for a member that is down, by /cluster's down_reason. */
+const DOWN_REASONS: Record<string, string> = {
+  stopped: 'stopped cleanly',
+  removed: 'left the cluster',
+  convicted: 'not heard from',
+};
 
 interface ClusterMember {
   id: string;
   address: string;
   state: string;
+  down_reason?: string;
   status: string;
   progress?: number;
   phi: number;
@@ -285,6 +346,37 @@ interface RingMember {
 }
 
 const ADMIN_TOKEN_ENV = 'QUORUMKV_ADMIN_TOKEN';
+const TOKEN_ENV = 'QUORUMKV_TOKEN';
+/** The node's --tls-ca variable: in a pod the CLI finds the cluster's CA where the node does. */
+const CA_ENV = 'QUORUMKV_TLS_CA';
+
+/**
+ * --token and --ca-cert for every request of a client command: the token as the default
+ * Authorization header (an admin command's --admin-token, when given, replaces it), the CA as
+ * the only one an https:// node's certificate may chain to. A bad token or an unreadable CA
+ * stops the command (exit 2); the token is never echoed.
+ */
+function clientDefaults(o: { token?: string; caCert?: string }): void {
+  if (o.token !== undefined) {
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(o.token)) {
+      process.stderr.write(
+        `quorumkv: --token (${TOKEN_ENV}): not a bearer token (letters, digits and - . _ ~ + /, then = padding); not shown here\n`,
+      );
+      process.exit(2);
+    }
+    axios.defaults.headers.common.Authorization = `Bearer ${o.token}`;
+  }
+  if (o.caCert !== undefined) {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(o.caCert);
+    } catch (err) {
+      process.stderr.write(`quorumkv: --ca-cert (${CA_ENV}): cannot read ${o.caCert}: ${(err as NodeJS.ErrnoException).code ?? err}\n`);
+      process.exit(2);
+    }
+    axios.defaults.httpsAgent = new https.Agent({ ca });
+  }
+}
 
 /**
  * The Authorization header of the admin routes, from --admin-token or $QUORUMKV_ADMIN_TOKEN (the
@@ -331,20 +423,14 @@ interface MoveStatus {
     bytes_streamed: number;
     waiting_for: string | null;
     error: string | null;
+    elapsed_ms?: number | null;
   } | null;
 }
 
 function moveLine(s: MoveStatus): string {
   const m = s.move;
   if (!m) return `status ${s.status}`;
-  const what =
-    m.kind === 'leave'
-      ? 'decommission'
-      : m.kind === 'remove'
-        ? `removenode ${m.target}`
-        : m.replacing
-          ? 'join (replacing its volume)'
-          : 'join';
+  const what = moveName(m);
   return (
     `${what}: ${m.phase}, ranges ${m.ranges_done}/${m.ranges_total}, ${m.records_streamed} records (${m.bytes_streamed} bytes) streamed` +
     (m.waiting_for ? `; waiting for ${m.waiting_for}` : '') +
@@ -379,31 +465,97 @@ async function move(
     return 1;
   }
   if (!wait) return 0;
+  return followMove(base, name, headers, timeoutMs);
+}
+
+/** What a move is, in words: `decommission`, `removenode n2`, `join`. */
+function moveName(m: NonNullable<MoveStatus['move']>): string {
+  return m.kind === 'leave'
+    ? 'decommission'
+    : m.kind === 'remove'
+      ? `removenode ${m.target}`
+      : m.replacing
+        ? 'join (replacing its volume)'
+        : 'join';
+}
+
+/** The progress of a move's streaming: ranges done of all, records and bytes streamed. */
+function moveView(m: NonNullable<MoveStatus['move']>, rate: RateWindow): ProgressView {
+  const perSecond = rate.perSecond();
+  const left = rate.leftMs();
+  return {
+    label: `${moveName(m)}: ${m.phase}`,
+    done: m.ranges_done,
+    total: m.ranges_total,
+    unit: 'ranges',
+    counts: [`${count(m.records_streamed)} records (${megabytes(m.bytes_streamed)}) streamed`],
+    ...(perSecond === undefined ? {} : { rate: { perSecond, of: 'records' } }),
+    ...(left === undefined ? {} : { leftMs: left }),
+    finished: m.phase === 'done',
+  };
+}
+
+function megabytes(bytes: number): string {
+  return bytes < 1e6 ? `${count(bytes / 1e3)} kB` : `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** A rate window that starts with the operation itself (elapsed_ms ago, nothing done), by the CLI's clock. */
+function rateSince(elapsedMs: number | null | undefined, nowMs: number): RateWindow {
+  const w = new RateWindow();
+  if (typeof elapsedMs === 'number') w.add({ atMs: nowMs - elapsedMs, fraction: 0, count: 0 });
+  return w;
+}
+
+/** Follows this node's move on /admin/move until it is done, has failed, or the deadline passes. */
+async function followMove(
+  base: string,
+  name: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+  /** The phase the caller has already shown. */
+  shownPhase?: string | null,
+): Promise<number> {
+  const printer = new ProgressPrinter(process.stdout);
   const deadline = Date.now() + timeoutMs;
-  let last = '';
+  let rate: RateWindow | undefined;
+  let lastPhase = shownPhase;
+  let lastWait: string | null | undefined;
   for (;;) {
-    await new Promise((r) => setTimeout(r, 1000));
     let s: MoveStatus;
     try {
       s = (await axios.get(`${base}/admin/move`, { timeout: 10_000, headers })).data as MoveStatus;
     } catch (err) {
       if (Date.now() > deadline) break;
-      process.stdout.write(`(${base} did not answer: ${(err as Error).message}; trying again)\n`);
+      printer.line(`(${base} did not answer: ${(err as Error).message}; trying again)`);
+      await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
-    const line = moveLine(s);
-    if (line !== last) process.stdout.write(`${line}\n`);
-    last = line;
-    if (s.move?.phase === 'done') {
+    const m = s.move;
+    const now = Date.now();
+    if (m) {
+      rate ??= rateSince(m.elapsed_ms, now);
+      if (m.phase === 'stream')
+        rate.add({ atMs: now, fraction: m.ranges_total > 0 ? m.ranges_done / m.ranges_total : 0, count: m.records_streamed });
+      if (m.phase !== lastPhase && m.phase !== 'stream' && m.phase !== 'done') printer.line(moveLine(s));
+      if (m.waiting_for !== lastWait && m.waiting_for) printer.line(`${moveName(m)}: waiting for ${m.waiting_for}`);
+      lastPhase = m.phase;
+      lastWait = m.waiting_for;
+      if (m.phase === 'stream') printer.update(moveView(m, rate), now, `${m.ranges_done}`);
+    }
+    if (m?.phase === 'done') {
+      printer.finish(moveView(m, rate as RateWindow));
       process.stdout.write(`${name} finished\n`);
       return 0;
     }
-    if (s.move?.phase === 'failed') {
-      process.stderr.write(`quorumkv ${name}: failed: ${s.move.error}\n`);
+    if (m?.phase === 'failed') {
+      printer.line(moveLine(s));
+      process.stderr.write(`quorumkv ${name}: failed: ${m.error}\n`);
       return 1;
     }
     if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 1000));
   }
+  printer.line('');
   process.stderr.write(`quorumkv ${name}: still under way at the deadline (it goes on in the node; run the command again to follow it)\n`);
   return 1;
 }
@@ -435,7 +587,7 @@ async function prestop(url: string, waitMs: number, timeoutMs: number, headers: 
   return drain(url, waitMs, headers);
 }
 
-/** Starts a repair on the node and prints its progress until it finishes (or the deadline). */
+/** Starts a repair on the node and shows its progress until it finishes (or the deadline). */
 async function repair(
   url: string,
   range: string | undefined,
@@ -446,18 +598,39 @@ async function repair(
   const base = url.replace(/\/+$/, '');
   type Status = {
     running: boolean;
+    elapsed_ms: number | null;
     ranges_total: number;
     ranges_done: number;
     ranges_differing: number;
     keys_compared: number;
     keys_repaired: number;
     bytes_sent: number;
+    bytes_received: number;
     errors: number;
     hints_pending: number;
   };
-  const line = (s: Status) =>
-    `ranges ${s.ranges_done}/${s.ranges_total} (${s.ranges_differing} differed), keys compared ${s.keys_compared}, repaired ${s.keys_repaired}, ` +
-    `bytes sent ${s.bytes_sent}, errors ${s.errors}, hints pending ${s.hints_pending}`;
+  const view = (s: Status, rate: RateWindow): ProgressView => {
+    const perSecond = rate.perSecond();
+    const left = rate.leftMs();
+    return {
+      label: 'repair',
+      done: s.ranges_done,
+      total: s.ranges_total,
+      unit: 'ranges',
+      counts: [
+        `${count(s.ranges_differing)} differed`,
+        `${count(s.keys_compared)} keys compared`,
+        `${count(s.keys_repaired)} repaired`,
+        `${megabytes(s.bytes_sent)} sent`,
+        `${megabytes(s.bytes_received)} received`,
+        ...(s.errors > 0 ? [`${s.errors} errors`] : []),
+        ...(s.hints_pending > 0 ? [`${count(s.hints_pending)} hints pending`] : []),
+      ],
+      ...(perSecond === undefined ? {} : { rate: { perSecond, of: 'keys' } }),
+      ...(left === undefined ? {} : { leftMs: left }),
+      finished: !s.running,
+    };
+  };
   try {
     const started = await axios.post(`${base}/admin/repair`, range ? { range } : {}, {
       timeout: 10_000,
@@ -470,19 +643,29 @@ async function repair(
     }
     process.stdout.write(`repair ${started.data.started ? 'started' : 'already running'} on ${base}\n`);
     if (!wait) return 0;
+    const printer = new ProgressPrinter(process.stdout);
     const deadline = Date.now() + timeoutMs;
+    let rate: RateWindow | undefined;
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
       const s = (await axios.get(`${base}/admin/repair`, { timeout: 10_000, headers })).data as Status;
-      process.stdout.write(`${s.running ? 'running' : 'done'}: ${line(s)}\n`);
-      if (!s.running) return s.errors > 0 ? 1 : 0;
+      const now = Date.now();
+      rate ??= rateSince(s.elapsed_ms, now);
+      rate.add({ atMs: now, fraction: s.ranges_total > 0 ? s.ranges_done / s.ranges_total : 0, count: s.keys_compared });
+      if (!s.running) {
+        printer.finish(view(s, rate));
+        process.stdout.write(s.errors > 0 ? `repair finished with ${s.errors} errors (see the node's log)\n` : 'repair finished\n');
+        return s.errors > 0 ? 1 : 0;
+      }
+      printer.update(view(s, rate), now, `${s.ranges_done}/${s.keys_repaired}/${s.errors}`);
       if (Date.now() > deadline) {
+        printer.line('');
         process.stderr.write('quorumkv repair: still running at the deadline (it goes on in the node)\n');
         return 1;
       }
     }
   } catch (err) {
-    process.stderr.write(`quorumkv repair: ${base}: ${(err as Error).message}\n`);
+    process.stderr.write(`\nquorumkv repair: ${base}: ${(err as Error).message}\n`);
     return 1;
   }
 }

@@ -38,6 +38,8 @@ export interface ProbeOptions {
    * (see probeHeaders).
    */
   headers?: Record<string, string>;
+  /** The CA an https:// node's certificate must chain to (the cluster's: QUORUMKV_TLS_CA); else the system's. */
+  ca?: Buffer;
 }
 
 export interface ProbeResult {
@@ -55,7 +57,7 @@ export async function healthCheck(probe: string, o: ProbeOptions): Promise<Probe
   const target = `${o.url.replace(/\/+$/, '')}${path}`;
   let body: Record<string, unknown>;
   try {
-    const res = await getJson(target, o.timeoutMs, o.headers ?? {});
+    const res = await getJson(target, o.timeoutMs, o.headers ?? {}, o.ca);
     if (typeof res.body !== 'object' || res.body === null)
       return { code: 1, line: `${probe}: failed: ${o.url}${path} answered ${res.status} without JSON` };
     body = res.body as Record<string, unknown>;
@@ -84,7 +86,12 @@ function judge(probe: string, body: Record<string, unknown>, rule: string): Verd
  * keep-alive to parse; node:http costs ~9 ms more to load, a probe's whole margin); https goes
  * through node:https, loaded only then.
  */
-async function getJson(target: string, timeoutMs: number, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
+async function getJson(
+  target: string,
+  timeoutMs: number,
+  headers: Record<string, string>,
+  ca: Buffer | undefined,
+): Promise<{ status: number; body: unknown }> {
   const url = new URL(target);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`unsupported protocol ${url.protocol} (http or https)`);
   const https = url.protocol === 'https:' ? await import('node:https') : undefined;
@@ -116,7 +123,7 @@ async function getJson(target: string, timeoutMs: number, headers: Record<string
       return { status, body };
     };
     if (https) {
-      const req = https.get(url, { agent: false, headers: { accept: 'application/json', ...headers } }, (res) => {
+      const req = https.get(url, { agent: false, headers: { accept: 'application/json', ...headers }, ...(ca ? { ca } : {}) }, (res) => {
         res.on('data', onData);
         res.on('end', () => settle(undefined, parsed(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8'))));
         res.on('error', (err) => settle(err));
@@ -142,9 +149,28 @@ async function getJson(target: string, timeoutMs: number, headers: Record<string
   });
 }
 
-/** Headers every probe sends; none today (the health routes are open, see ProbeOptions.headers). */
+/**
+ * Headers every probe sends: none. The health routes stay open when client authentication is on
+ * (core/client-access.ts says why), so a probe needs no token and a wrong token file cannot fail
+ * every probe.
+ */
 export function probeHeaders(_env: NodeJS.ProcessEnv): Record<string, string> {
   return {};
+}
+
+/**
+ * The CA for a probe of an https:// node: `--ca-cert`, else QUORUMKV_TLS_CA (the node's own
+ * --tls-ca, set in the pod). Unreadable: no CA given, and the probe fails on the certificate,
+ * saying so. node:fs is loaded by Node's own start: this costs a probe nothing more.
+ */
+export function probeTls(env: NodeJS.ProcessEnv, given?: string): { ca?: Buffer } {
+  const file = given ?? env.QUORUMKV_TLS_CA;
+  if (file === undefined || file === '') return {};
+  try {
+    return { ca: require('node:fs').readFileSync(file) as Buffer };
+  } catch {
+    return {};
+  }
 }
 
 const USAGE = `Usage: quorumkv-probe <liveness|readiness|startup> [--url <url>] [--timeout-ms <ms>] [--rule two-phase|naive]
@@ -191,6 +217,7 @@ export function parseProbeArgs(argv: readonly string[], env: NodeJS.ProcessEnv):
       timeoutMs: given['timeout-ms'] === undefined ? DEFAULT_PROBE_TIMEOUT_MS : Number(given['timeout-ms']),
       rule,
       headers: probeHeaders(env),
+      ...probeTls(env),
     },
   };
 }

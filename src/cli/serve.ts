@@ -3,20 +3,27 @@
 
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { createHandler } from '../api/app';
 import { guardHttp, hostProblem, sendError, trackRequest } from '../api/errors';
-import { redacted, type ServeConfig } from '../config';
+import { refusePlaintext } from '../api/tls-port';
+import { TokenRegistry } from '../api/tokens';
+import { clientTls, internodeTls, redacted, type ServeConfig } from '../config';
+import { parseTokensFile } from '../core/client-access';
 import { maxRequestFrameBytes, TUNING } from '../core/defaults';
+import type { Logger } from '../core/log';
 import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
 import { createResolver } from '../discovery/resolver';
+import { readBounded, watchFiles } from '../file-watch';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
 import { internodeAddress } from '../net/address';
 import { PeerServer } from '../net/peer-server';
 import { PeerTransport } from '../net/peer-transport';
+import { checkTlsMaterial, clientContext, readTlsMaterial, type TlsMaterial } from '../net/tls';
 import { Node, type RepairConfig } from '../node/node';
 import { SystemClock, systemRandom } from '../node/system';
 import { LmdbStore } from '../storage/lmdb-store';
@@ -121,24 +128,73 @@ function lockDataDir(dir: string): () => void {
   throw new Error(`could not lock data directory ${dir}`);
 }
 
+const TOKENS_SETTING = '--tokens-file (QUORUMKV_TOKENS_FILE)';
+
+/** The entries of a tokens file; throws with every problem (line numbers, never a token). */
+function tokensFrom(text: Buffer, file: string) {
+  const { entries, problems } = parseTokensFile(text.toString('utf8'));
+  if (problems.length > 0) throw new Error(`${TOKENS_SETTING}: ${file}: ${problems.join('; ')}`);
+  return entries;
+}
+
+/**
+ * The tokens file, read now (a problem stops the start) and re-read when it changes: a file with
+ * a problem is refused with a log line, and the tokens in use stay. Returns the stop function.
+ */
+function loadTokens(file: string, registry: TokenRegistry, log: Logger): () => void {
+  const first = readBounded(file, TOKENS_SETTING);
+  registry.setFileEntries(tokensFrom(first, file));
+  log.info({ file, tokens: registry.counts() }, 'client authentication on: every route but /health* needs a bearer token');
+  return watchFiles(
+    [{ path: file, setting: TOKENS_SETTING }],
+    [first],
+    ([text]) => {
+      registry.setFileEntries(tokensFrom(text as Buffer, file));
+      log.info({ file, tokens: registry.counts() }, 'tokens file changed: new tokens in use');
+    },
+    (message) => log.error({ file }, `tokens file not applied, the tokens in use stay: ${message}`),
+  );
+}
+
 export interface Running {
   node: Node;
-  server: http.Server;
+  server: http.Server | https.Server;
   shutdown(reason: string): Promise<void>;
 }
 
 export async function serve(config: ServeConfig): Promise<Running> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   const unlock = lockDataDir(config.dataDir);
-  const store = LmdbStore.open({ path: config.dataDir });
-  const metrics = new Metrics();
+  // a record is at most a value with its key and version: the key limit is far under the room left
+  const store = LmdbStore.open({ path: config.dataDir, maxRecordBytes: config.maxValueBytes + 64 * 1024 });
+  if (store.replayedAtOpen > 0) log.info({ writes: store.replayedAtOpen }, 'replayed writes from the commit log');
+  const metrics = new Metrics({ processMetrics: true });
   // What the heap may grow to: follows the container's memory limit in a pod (heap.ts).
   metrics.gauge(
     'quorumkv_heap_limit_bytes',
     'Largest size the V8 heap may grow to (--max-old-space-size and the young generation)',
     () => getHeapStatistics().heap_size_limit,
   );
+  // the commit log: syncs, the writes they carried (their ratio is the group commit), LMDB's lag
+  metrics.counterFrom('quorumkv_commit_log_syncs_total', 'Synced disk writes of the commit log', () => store.logStats().diskWrites);
+  metrics.counterFrom('quorumkv_commit_log_records_total', 'Writes made durable by the commit log', () => store.logStats().framesWritten);
+  metrics.gauge(
+    'quorumkv_storage_unapplied_writes',
+    'Writes durable in the commit log and not yet applied to LMDB',
+    () => store.logStats().unapplied,
+  );
   const distance = config.internodePort - config.port;
+  // TLS: read and checked now (a problem stops the start), re-read when the files change (below).
+  const tlsFiles = config.tls === 'off' ? undefined : { cert: config.tlsCert as string, key: config.tlsKey as string, ca: config.tlsCa };
+  let tlsMaterial: TlsMaterial | undefined;
+  if (tlsFiles) {
+    tlsMaterial = readTlsMaterial(tlsFiles);
+    const cert = checkTlsMaterial(tlsMaterial);
+    log.info({ tls: config.tls, certificate: cert }, `TLS on: ${config.tls === 'all' ? 'client and internode (mutual)' : config.tls}`);
+  }
+  let dialContext = tlsMaterial && internodeTls(config.tls) ? clientContext(tlsMaterial) : undefined;
+  const tokens = new TokenRegistry(config.adminToken ?? []);
+  const stopTokens = config.tokensFile === undefined ? () => {} : loadTokens(config.tokensFile, tokens, log);
   const transport = new PeerTransport({
     nodeId: config.nodeId,
     clusterTokens: config.clusterSecret ?? [],
@@ -146,6 +202,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     log,
     metrics,
     maxFrameBytes: MAX_REPLY_FRAME_BYTES,
+    tls: dialContext === undefined ? undefined : () => dialContext as ReturnType<typeof clientContext>,
   });
   const clock = new SystemClock();
   const node = await Node.create(
@@ -188,7 +245,8 @@ export async function serve(config: ServeConfig): Promise<Running> {
     metrics,
     maxValueBytes: config.maxValueBytes,
     maxInflightRequests: config.maxInflightRequests,
-    adminTokens: config.adminToken ?? [],
+    tokens,
+    clientAuth: config.tokensFile !== undefined,
     adminFromLoopback: config.adminFromLoopback,
   });
   // The internode port opens first: a node never advertises an API its peers cannot reach.
@@ -200,6 +258,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     metrics,
     maxFrameBytes: maxRequestFrameBytes(config.maxValueBytes),
     apiAddress: config.advertiseAddress,
+    tls: internodeTls(config.tls) ? tlsMaterial : undefined,
   });
   await peerServer.listen(config.internodePort, config.host);
 
@@ -207,7 +266,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
   // connections end after the request they carry instead of holding the server open.
   let closing = false;
   // requireHostHeader: false: a request without Host is refused by the handler, with a JSON body.
-  const server = http.createServer({ requireHostHeader: false }, (req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     trackRequest(req, res);
     if (closing) res.setHeader('connection', 'close');
     const noHost = hostProblem(req);
@@ -217,8 +276,39 @@ export async function serve(config: ServeConfig): Promise<Running> {
       return;
     }
     handler(req, res);
-  });
+  };
+  const server =
+    tlsMaterial && clientTls(config.tls)
+      ? https.createServer(
+          // a TLS handshake that has not finished in 10 s is given up (Node's default is 120 s)
+          { requireHostHeader: false, cert: tlsMaterial.cert, key: tlsMaterial.key, handshakeTimeout: 10_000 },
+          listener,
+        )
+      : http.createServer({ requireHostHeader: false }, listener);
+  if (server instanceof https.Server) refusePlaintext(server, config.advertiseAddress);
   guardHttp(server);
+  const stopTls =
+    tlsFiles === undefined
+      ? () => {}
+      : watchFiles(
+          [
+            { path: tlsFiles.cert, setting: '--tls-cert' },
+            { path: tlsFiles.key, setting: '--tls-key' },
+            ...(tlsFiles.ca === undefined ? [] : [{ path: tlsFiles.ca, setting: '--tls-ca' }]),
+          ],
+          [(tlsMaterial as TlsMaterial).cert, (tlsMaterial as TlsMaterial).key, ...(tlsMaterial?.ca ? [tlsMaterial.ca] : [])],
+          ([cert, key, ca]) => {
+            const m: TlsMaterial = { cert: cert as Buffer, key: key as Buffer, ca };
+            const described = checkTlsMaterial(m);
+            if (server instanceof https.Server) server.setSecureContext({ cert: m.cert, key: m.key });
+            if (internodeTls(config.tls)) {
+              peerServer.setTls(m);
+              dialContext = clientContext(m);
+            }
+            log.info({ certificate: described }, 'TLS files changed: new connections use the new certificate, key and CA');
+          },
+          (message) => log.error({}, `TLS files not applied, the ones in use stay: ${message}`),
+        );
   // every header reaches the handler (Node drops those after the 2,000th, even Transfer-Encoding;
   // their size is bounded anyway: 16 KiB)
   server.maxHeadersCount = 0;
@@ -244,10 +334,10 @@ export async function serve(config: ServeConfig): Promise<Running> {
       {},
       'admin routes (/admin/*) trust every caller on loopback (--admin-from-loopback): for local clusters; behind a service-mesh sidecar every client is on loopback',
     );
-  } else if (config.adminToken === undefined) {
+  } else if (!tokens.hasAdmin()) {
     log.warn(
       {},
-      'admin routes (/admin/*) are disabled: set --admin-token (QUORUMKV_ADMIN_TOKEN) to use drain, repair, decommission, removenode',
+      'admin routes (/admin/*) are disabled: set --admin-token (QUORUMKV_ADMIN_TOKEN), or an admin line in --tokens-file, to use drain, repair, decommission, removenode',
     );
   }
   node.setServing(true);
@@ -276,6 +366,8 @@ export async function serve(config: ServeConfig): Promise<Running> {
       await node.membership.announceShutdown();
       clearInterval(loopWindow);
       loopDelay.disable();
+      stopTokens();
+      stopTls();
       await peerServer.close();
       await transport.close();
       await store.close();

@@ -3,7 +3,7 @@
 //
 // There are two ways in, and each is a setting someone chose:
 //   - a bearer token (`--admin-token`, `current[,next]` like the cluster secret: any listed token
-//     is accepted, so it rotates the same way);
+//     is accepted, so it rotates the same way; or a token of role admin in `--tokens-file`);
 //   - trust in callers on loopback (`--admin-from-loopback`), off unless asked for. "From
 //     127.0.0.1" says nothing about who is calling once a service-mesh sidecar sits in front of the
 //     node (Istio delivers every inbound connection from 127.0.0.6), so it is for local clusters.
@@ -52,7 +52,7 @@ export type AdminVerdict =
   | { allowed: true; via: 'loopback' | 'token' }
   | { allowed: false; status: 401 | 403; code: 'unauthorized' | 'forbidden'; reason: string; challenge: boolean };
 
-const TOKEN_SETTING = '--admin-token (QUORUMKV_ADMIN_TOKEN)';
+const TOKEN_SETTING = '--admin-token (QUORUMKV_ADMIN_TOKEN), or an admin line of --tokens-file';
 const LOOPBACK_SETTING = '--admin-from-loopback (QUORUMKV_ADMIN_FROM_LOOPBACK=true)';
 
 export function adminAccess(policy: AdminPolicy, req: AdminRequest): AdminVerdict {

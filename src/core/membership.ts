@@ -98,8 +98,16 @@ function acceptable(incoming: MemberEntry, known: MemberEntry | undefined): bool
   return incoming.status === 'joining' && incoming.generation > known.generation;
 }
 
+/**
+ * Why a member counts as down: it left the cluster (`removed`), it announced its own clean
+ * shutdown (`stopped`), or the failure detector convicted it (`convicted`: phi at the threshold).
+ */
+export type DownReason = 'removed' | 'stopped' | 'convicted';
+
 export interface MemberView extends MemberEntry {
   liveness: Liveness;
+  /** Set when `liveness` is `down`. */
+  downReason?: DownReason;
   phi: number;
   /** ms since the last fresh heartbeat arrived here (undefined: never). */
   sinceHeartbeatMs: number | undefined;
@@ -307,13 +315,23 @@ export class MemberTable {
     return livenessOf(this.phi(id, nowMs), this.opts.convictThreshold);
   }
 
+  /** Why `id` is down; undefined while it is not. */
+  downReason(id: string, nowMs: number): DownReason | undefined {
+    if (id === this.selfEntry.id) return undefined;
+    if (this.others.get(id)?.status === 'removed') return 'removed';
+    if (this.shutDown.has(id)) return 'stopped';
+    return livenessOf(this.phi(id, nowMs), this.opts.convictThreshold) === 'down' ? 'convicted' : undefined;
+  }
+
   view(nowMs: number): MemberView[] {
     return this.all().map((m) => {
       const last = m.id === this.selfEntry.id ? nowMs : this.windows.get(m.id)?.lastArrivalMs();
       const phi = this.phi(m.id, nowMs);
+      const downReason = this.downReason(m.id, nowMs);
       return {
         ...m,
-        liveness: this.liveness(m.id, nowMs),
+        liveness: downReason === undefined ? livenessOf(phi, this.opts.convictThreshold) : 'down',
+        ...(downReason === undefined ? {} : { downReason }),
         phi,
         sinceHeartbeatMs: last === undefined ? undefined : nowMs - last,
       };

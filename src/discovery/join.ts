@@ -21,8 +21,12 @@ export function parseJoinUrl(url: string): { host: string; port: number } {
   let host = m?.groups?.host;
   const portText = m?.groups?.port;
   if (!m || host === undefined) throw new Error(`${URL_SHAPE}, got "${url}" (no path, query or user info)`);
-  // Node-to-node calls are plain HTTP; accepting https:// here would only fail later, less clearly.
-  if (scheme !== undefined && scheme.toLowerCase() !== 'http') throw new Error(`${URL_SHAPE}, got "${url}": only http:// is supported`);
+  // The URL only names a member's API address (peers are then reached on their internode port),
+  // so https:// is as good as http:// (a node with --tls client|all is given as https://); the
+  // scheme chooses the default port.
+  const lower = scheme?.toLowerCase();
+  if (lower !== undefined && lower !== 'http' && lower !== 'https')
+    throw new Error(`${URL_SHAPE}, got "${url}": only http:// and https:// are supported`);
   if (scheme === undefined && portText === undefined) throw new Error(`${URL_SHAPE}, got "${url}": without http:// the port is required`);
   if (host.startsWith('[')) {
     host = host.slice(1, -1);
@@ -30,7 +34,7 @@ export function parseJoinUrl(url: string): { host: string; port: number } {
   } else if (!isIPv4(host) && !HOSTNAME.test(host)) {
     throw new Error(`${URL_SHAPE}, got "${url}": "${host}" is not a host name or IPv4 address`);
   }
-  const port = portText === undefined ? 80 : Number(portText);
+  const port = portText === undefined ? (lower === 'https' ? 443 : 80) : Number(portText);
   if (port < 1 || port > 65_535) throw new Error(`${URL_SHAPE}, got "${url}": port ${port} is not in 1..65535`);
   return { host, port };
 }

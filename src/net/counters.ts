@@ -31,20 +31,29 @@ function families(metrics: Metrics): Families {
     framesSent: metrics.counter(
       'quorumkv_internode_frames_sent_total',
       'Internode frames sent (requests out, replies in), by direction of the calls',
+      ['direction'],
     ),
-    framesReceived: metrics.counter('quorumkv_internode_frames_received_total', 'Internode frames received, by direction of the calls'),
+    framesReceived: metrics.counter('quorumkv_internode_frames_received_total', 'Internode frames received, by direction of the calls', [
+      'direction',
+    ]),
     socketWrites: metrics.counter(
       'quorumkv_internode_socket_writes_total',
       'Socket writes carrying internode frames (the frames of one event-loop turn leave in one write), by direction of the calls',
+      ['direction'],
     ),
     opened: metrics.counter(
       'quorumkv_internode_connections_opened_total',
       'Internode connections that completed the handshake, by direction',
+      ['direction'],
     ),
     open: [],
   };
-  metrics.gauge('quorumkv_internode_connections', 'Internode connections open, by direction', () =>
-    (['in', 'out'] as const).map((d) => [{ direction: d }, f.open.filter((s) => s.direction === d).reduce((a, s) => a + s.count(), 0)]),
+  metrics.gauge(
+    'quorumkv_internode_connections',
+    'Internode connections open, by direction',
+    () =>
+      (['in', 'out'] as const).map((d) => [{ direction: d }, f.open.filter((s) => s.direction === d).reduce((a, s) => a + s.count(), 0)]),
+    ['direction'],
   );
   registered.set(metrics, f);
   return f;

@@ -10,6 +10,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { MalformedError, OutBuffer, Reader } from '../core/bytes';
 import type { Logger } from '../core/log';
 import { type Message, messageProblem } from '../core/messages';
@@ -35,6 +36,7 @@ import {
   typeOfCode,
   writeFrame,
 } from './protocol';
+import { describeTlsRefusal, type TlsMaterial } from './tls';
 import { FrameSplitter } from './wire';
 
 export interface PeerServerOptions {
@@ -53,6 +55,13 @@ export interface PeerServerOptions {
   maxInflightPerConnection?: number;
   maxConnections?: number;
   versions?: { min: number; max: number };
+  /**
+   * Mutual TLS (--tls internode|all): this node's certificate and key, and the CA a peer's
+   * certificate must chain to. A peer that shows none, or one the CA did not sign, or an expired
+   * one, is refused right after the TLS handshake, before anything it sends is read, and the log
+   * says why.
+   */
+  tls?: TlsMaterial | undefined;
 }
 
 /** Frames before the handshake completes are tiny; a stranger cannot make the node buffer more. */
@@ -76,14 +85,65 @@ export class PeerServer {
     const refused = m?.counter(
       'quorumkv_internode_refused_total',
       'Internode connections closed for breaking the protocol or failing the handshake, by reason',
+      ['reason'],
     );
     this.refusals = refused ? (reason) => refused.inc({ reason }) : undefined;
-    this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    const accept = (socket: net.Socket) => {
       const conn = new ServerConnection(this, socket);
       this.connections.add(conn);
       socket.on('close', () => this.connections.delete(conn));
-    });
+    };
+    const material = options.tls;
+    if (material === undefined) {
+      this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, accept);
+    } else {
+      // rejectUnauthorized is off so that the refusal can say why (expired, another CA, none):
+      // the check below runs on every connection before a byte of it is read.
+      const server = tls.createServer(
+        {
+          ...tlsContextOptions(material),
+          requestCert: true,
+          rejectUnauthorized: false,
+          handshakeTimeout: options.handshakeTimeoutMs ?? 5_000,
+        },
+        (socket: tls.TLSSocket) => {
+          socket.setNoDelay(true);
+          if (!socket.authorized) {
+            const shown = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+            const code = shown ? String(socket.authorizationError ?? '') : 'NO_CERTIFICATE';
+            this.refused(
+              tlsRefusalKind(code),
+              { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: code },
+              `refused an internode connection: ${describeTlsRefusal(code)}`,
+              'warn',
+            );
+            socket.destroy();
+            return;
+          }
+          accept(socket);
+        },
+      );
+      server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+        const plain = err.code === 'ERR_SSL_HTTP_REQUEST' || /wrong version number|http request/i.test(err.message);
+        this.refused(
+          'tls_handshake',
+          { remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: err.code ?? err.message },
+          plain
+            ? 'refused an internode connection: it did not start TLS (this port runs mutual TLS: --tls internode|all)'
+            : `refused an internode connection: the TLS handshake failed (${err.code ?? err.message})`,
+          'warn',
+        );
+        socket.destroy();
+      });
+      this.server = server;
+    }
     this.server.maxConnections = options.maxConnections ?? 4096;
+  }
+
+  /** New certificate, key or CA (the files changed): new connections use them, open ones keep theirs. */
+  setTls(m: TlsMaterial): void {
+    if (!(this.server instanceof tls.Server)) throw new Error('internode TLS is off: there is no certificate to replace');
+    this.server.setSecureContext(tlsContextOptions(m));
   }
 
   listen(port: number, host: string): Promise<void> {
@@ -127,6 +187,17 @@ export class PeerServer {
     this.logged.set(reason, { atMs: now, unlogged: 0 });
     this.options.log.warn(suppressed > 0 ? { ...fields, alsoSuppressed: suppressed } : fields, message);
   }
+}
+
+/** The refusal's label in metrics and logs (a few kinds: the label set stays bounded). */
+function tlsRefusalKind(code: string): string {
+  if (code === 'NO_CERTIFICATE') return 'tls_no_certificate';
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return 'tls_certificate_dates';
+  return /SIGN|ISSUER|SELF_SIGNED|VERIFY/.test(code) ? 'tls_unknown_ca' : 'tls_certificate';
+}
+
+function tlsContextOptions(m: TlsMaterial): tls.SecureContextOptions {
+  return { cert: m.cert, key: m.key, ...(m.ca ? { ca: m.ca } : {}) };
 }
 
 class ServerConnection {

@@ -11,6 +11,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { MalformedError, OutBuffer, Reader } from '../core/bytes';
 import type { Logger } from '../core/log';
 import { MESSAGE_SPECS, type Message, type MessageType, type ReplyOf, replyProblem } from '../core/messages';
@@ -34,6 +35,7 @@ import {
   ROTATION_HINT,
   writeFrame,
 } from './protocol';
+import { describeTlsRefusal } from './tls';
 import { type Transport, TransportError, type TransportFailure } from './transport';
 import { FrameSplitter } from './wire';
 
@@ -59,6 +61,26 @@ export interface PeerTransportOptions {
   maxUnsentBytes?: number;
   /** Protocol versions this end speaks (tests of version skew set them). */
   versions?: { min: number; max: number };
+  /**
+   * Mutual TLS (--tls internode|all): the context a new connection dials with (this node's
+   * certificate, the cluster's CA), read at each dial so that a reloaded certificate is used by
+   * the next connection. The peer's certificate must chain to the CA; its host name is not checked
+   * (members are reached by pod IP: see ./tls.ts).
+   */
+  tls?: (() => tls.SecureContext) | undefined;
+}
+
+/** Node's codes for a certificate that did not verify, and OpenSSL's for a refused TLS handshake. */
+function isTlsRefusal(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    (code.startsWith('ERR_SSL_') ||
+      code.startsWith('CERT_') ||
+      code.startsWith('UNABLE_TO_') ||
+      code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+      code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+      code === 'ERR_TLS_CERT_ALTNAME_INVALID')
+  );
 }
 
 interface PendingCall {
@@ -152,7 +174,19 @@ class PeerConnection {
     readonly key: string,
   ) {
     const { host, port } = splitHostPort(peer);
-    const socket = net.connect({ host, port, noDelay: true });
+    const context = transport.options.tls?.();
+    const socket =
+      context === undefined
+        ? net.connect({ host, port, noDelay: true })
+        : tls.connect({
+            host,
+            port,
+            secureContext: context,
+            // chain to the cluster's CA only: see the tls option
+            checkServerIdentity: () => undefined,
+            ...(net.isIP(host) === 0 ? { servername: host } : {}),
+          });
+    if (context !== undefined) socket.setNoDelay(true);
     this.socket = socket;
     socket.setKeepAlive(true, 10_000);
     socket.setTimeout(transport.options.connectTimeoutMs ?? 5_000);
@@ -160,9 +194,17 @@ class PeerConnection {
       if (this.state !== 'ready')
         this.fail('timeout', `${label}: no connection to ${peer} within ${transport.options.connectTimeoutMs ?? 5_000} ms`);
     });
-    socket.on('connect', () => this.onConnect());
+    socket.on(context === undefined ? 'connect' : 'secureConnect', () => this.onConnect());
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(failureOf(err), `${label}: ${err.code ?? err.message}`));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (context !== undefined && isTlsRefusal(err.code)) {
+        const message = `${label}: refused its internode TLS connection: ${describeTlsRefusal(err.code)} (${err.code})`;
+        if (this.state !== 'closed') transport.options.log.error({ peer: label, address: peer, reason: err.code }, message);
+        this.refused(message);
+        return;
+      }
+      this.fail(failureOf(err), `${label}: ${err.code ?? err.message}`);
+    });
     socket.on('close', () => this.fail('unreachable', `${label}: connection closed by ${peer}`));
   }
 

@@ -118,8 +118,10 @@ export class AntiEntropy {
     this.loop = new Loop(deps.clock, config.intervalMs, () => this.run('background'));
     const m = deps.metrics;
     this.compared = m?.counter('quorumkv_anti_entropy_keys_compared_total', 'Local records covered by anti-entropy comparisons');
-    this.repaired = m?.counter('quorumkv_anti_entropy_keys_repaired_total', 'Records anti-entropy moved between replicas, by direction');
-    this.bytes = m?.counter('quorumkv_anti_entropy_bytes_total', 'Bytes of anti-entropy messages and replies, by direction');
+    this.repaired = m?.counter('quorumkv_anti_entropy_keys_repaired_total', 'Records anti-entropy moved between replicas, by direction', [
+      'direction',
+    ]);
+    this.bytes = m?.counter('quorumkv_anti_entropy_bytes_total', 'Bytes of anti-entropy messages and replies, by direction', ['direction']);
   }
 
   start(): void {

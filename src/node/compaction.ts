@@ -48,6 +48,7 @@ export class Compaction {
     this.purged = deps.metrics?.counter(
       'quorumkv_purged_total',
       'Records purged: tombstones and expired values after the grace period, records of ranges this node no longer replicates (kind)',
+      ['kind'],
     );
   }
 

@@ -50,9 +50,14 @@ export class HintedHandoff {
     const m = deps.metrics;
     this.stored = m?.counter('quorumkv_hints_stored_total', 'Hints stored for replicas that missed a write');
     this.delivered = m?.counter('quorumkv_hints_delivered_total', 'Hints delivered to their replica');
-    this.dropped = m?.counter('quorumkv_hints_dropped_total', 'Hints not stored or not delivered, by reason (a bound that was hit)');
-    m?.gauge('quorumkv_hints_pending', 'Hints waiting for delivery, by target', () =>
-      deps.store.hintTargets().map((t) => [{ target: t }, deps.store.hintCount(t)]),
+    this.dropped = m?.counter('quorumkv_hints_dropped_total', 'Hints not stored or not delivered, by reason (a bound that was hit)', [
+      'reason',
+    ]);
+    m?.gauge(
+      'quorumkv_hints_pending',
+      'Hints waiting for delivery, by target',
+      () => deps.store.hintTargets().map((t) => [{ target: t }, deps.store.hintCount(t)]),
+      ['target'],
     );
   }
 

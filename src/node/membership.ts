@@ -122,13 +122,20 @@ export class Membership {
     this.table.restore(restored, deps.clock.nowMs());
     this.placementCache = this.computePlacement();
     this.discoveryBackoffMs = config.discoveryIntervalMs;
-    this.gossipRounds = deps.metrics?.counter('quorumkv_gossip_rounds_total', 'Gossip exchanges started, by outcome');
-    this.convictions = deps.metrics?.counter('quorumkv_member_state_changes_total', 'Failure-detector verdict changes, by new state');
-    deps.metrics?.gauge('quorumkv_members_by_state', "Members of this node's table by failure-detector state", () => {
-      const counts = { alive: 0, suspect: 0, down: 0 };
-      for (const m of this.table.view(this.deps.clock.nowMs())) counts[m.liveness]++;
-      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
-    });
+    this.gossipRounds = deps.metrics?.counter('quorumkv_gossip_rounds_total', 'Gossip exchanges started, by outcome', ['outcome']);
+    this.convictions = deps.metrics?.counter('quorumkv_member_state_changes_total', 'Failure-detector verdict changes, by new state', [
+      'state',
+    ]);
+    deps.metrics?.gauge(
+      'quorumkv_members_by_state',
+      "Members of this node's table by failure-detector state",
+      () => {
+        const counts = { alive: 0, suspect: 0, down: 0 };
+        for (const m of this.table.view(this.deps.clock.nowMs())) counts[m.liveness]++;
+        return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+      },
+      ['state'],
+    );
   }
 
   /** The ring keys are written to (the one the moves under way lead to). */
@@ -496,8 +503,10 @@ export class Membership {
       if (before === undefined && m.liveness === 'alive') continue;
       this.convictions?.inc({ state: m.liveness });
       const fields = { member: m.id, address: m.address, phi: Number(m.phi.toFixed(2)), silentMs: m.sinceHeartbeatMs };
-      if (m.liveness === 'down') this.deps.log.warn(fields, 'member is down');
-      else if (m.liveness === 'suspect') this.deps.log.info(fields, 'member is suspect');
+      if (m.liveness === 'down') {
+        if (m.downReason === 'convicted') this.deps.log.warn(fields, 'member is down');
+        else this.deps.log.info({ ...fields, reason: m.downReason }, 'member is down');
+      } else if (m.liveness === 'suspect') this.deps.log.info(fields, 'member is suspect');
       else this.deps.log.info(fields, 'member is alive');
     }
   }

@@ -152,6 +152,7 @@ export class Movement {
     this.streamed = deps.metrics?.counter(
       'quorumkv_streamed_records_total',
       'Records streamed by joins, decommissions and removals, by direction',
+      ['direction'],
     );
   }
 

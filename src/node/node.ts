@@ -257,6 +257,7 @@ export class Node {
     this.readRepairs = metrics?.counter(
       'quorumkv_read_repairs_total',
       'Stale replicas brought up to date by reads, by when (before the reply, after it)',
+      ['when'],
     );
     this.restamped = deps.metrics?.counter(
       'quorumkv_writes_restamped_total',
@@ -269,6 +270,7 @@ export class Node {
     this.replicaFailures = deps.metrics?.counter(
       'quorumkv_replica_failures_total',
       'Replica calls of coordinated requests that failed or timed out, by operation and reason',
+      ['op', 'reason'],
     );
   }
 
@@ -637,12 +639,19 @@ export class Node {
     const ask: string[] = [];
     const down: ReplicaFailure[] = [];
     for (const id of replicas) {
-      if (this.membership.liveness(id) === 'down') {
-        const phi = this.membership.table.phi(id, this.deps.clock.nowMs());
-        down.push({ replica: id, kind: 'down', reason: `down: convicted by the failure detector (phi ${phi.toFixed(1)})` });
-      } else ask.push(id);
+      if (this.membership.liveness(id) === 'down') down.push({ replica: id, kind: 'down', reason: `down: ${this.whyDown(id)}` });
+      else ask.push(id);
     }
     return { ask, down };
+  }
+
+  /** Why a member is down, in words: it stopped cleanly, it was removed, or phi convicted it. */
+  whyDown(id: string): string {
+    const now = this.deps.clock.nowMs();
+    const reason = this.membership.table.downReason(id, now);
+    if (reason === 'stopped') return 'it announced a clean shutdown (stopped)';
+    if (reason === 'removed') return 'it was removed from the cluster';
+    return `convicted by the failure detector (phi ${this.membership.table.phi(id, now).toFixed(1)})`;
   }
 
   /**

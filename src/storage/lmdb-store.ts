@@ -1,45 +1,36 @@
-// The production Store on LMDB (lmdb-js).
+// The production Store: a commit log (commit-log.ts) in front of LMDB (lmdb-js).
+//
+// A write is durable, and its put resolves, once the commit log has it on disk (one O_DSYNC write
+// shared by every write of that event turn). The store then applies logged writes to LMDB in
+// batches, every APPLY_INTERVAL_MS or sooner when many are waiting: one LMDB transaction, committed
+// and synced as LMDB always is, that also records how far in the log it reached. commit-log.ts
+// argues why no acknowledged write is lost across a crash; on open, what the log holds beyond that
+// point is replayed into LMDB before anything else.
 //
 // Records are keyed `token (4 bytes, big-endian) ‖ UTF-8 key`, so the keys of one token range are
-// one contiguous cursor scan (what repair and streaming need). lmdb-js batches every put issued in
-// one event turn into a single transaction: concurrent writes share a commit and its fsync (group
-// commit). `overlappingSync` is off, so a commit is synced to disk before its put resolves (with it
-// on, puts resolve at commit and the sync follows: measured here, no faster for our writes: 64
-// concurrent 100-byte puts ran 57k/s waiting for the overlapped flush, 78k/s with it off).
+// one contiguous cursor scan (what repair and streaming need). Values are record-codec's bytes: the
+// very bytes the log wrote, so a write is encoded once.
 //
-// Writes are not visible to LMDB reads until committed, so writes in flight (puts, and deletes as
-// "no record") are kept in `pending`; `get`, `range` and `count` answer from there first: a replica
-// sees its own writes at once. `range` reads the committed records of its token interval with one
-// cursor and merges the pending writes of that interval into it, both in key-byte order.
+// Writes are not visible to LMDB reads until applied, so writes not yet applied (puts, and deletes
+// as "no record") are kept in `pending`; `get`, `range` and `count` answer from there first: a
+// replica sees its own writes at once. `range` reads the committed records of its token interval
+// with one cursor and merges the pending writes of that interval into it, both in key-byte order.
 //
 // Hints live in their own database `hints`, keyed by id (hint-queues.ts: target ␀ createdAtMs ␀
-// seq), so a target's hints are one cursor run, oldest first. Hints being added or removed are kept
-// in an overlay the same way. Per-target counts are kept in memory, counted once on open.
+// seq), so a target's hints are one cursor run, oldest first; they and the node's meta entries are
+// written to LMDB directly (rare, and each resolves at its own synced commit). Hints being added or
+// removed are kept in an overlay the same way. Per-target counts are kept in memory, counted once on open.
 
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { tokenOf } from '../core/hash';
-import type { Version } from '../core/hlc';
-import type { JsonValue, StoredRecord } from '../core/record';
+import type { StoredRecord } from '../core/record';
+import { CommitLog, FRAME_HEADER_BYTES, type LogPosition } from './commit-log';
 import { hintIdBounds, makeHint, parseHintId } from './hint-queues';
+import { decodeRecord, decodeWrite, encodeWrite } from './record-codec';
 import { MAX_TOKEN, ringSegments } from './ring-index';
 import type { Hint, Store } from './store';
-
-/** On-disk shape, short field names: this is written once per key per replica. */
-interface DiskRecord {
-  w: number; // version.wallMs
-  c: number; // version.counter
-  n: string; // version.nodeId
-  v?: string; // value as JSON text (exactly what the client sent, re-serialized)
-  d?: 1; // tombstone
-  x?: number; // expiresAt (ms since the epoch), for a value with a TTL
-}
-
-/** A hint on disk; its target and createdAtMs are in its id (the key). */
-interface DiskHint {
-  k: string; // key
-  r: DiskRecord;
-}
 
 export function encodeKey(key: string): Buffer {
   const keyBytes = Buffer.from(key, 'utf8');
@@ -60,43 +51,54 @@ function tokenStart(token: number): Buffer {
   return out;
 }
 
-function toDisk(r: StoredRecord): DiskRecord {
-  const d: DiskRecord = { w: r.version.wallMs, c: r.version.counter, n: r.version.nodeId };
-  if (r.deleted) d.d = 1;
-  else d.v = JSON.stringify(r.value);
-  if (r.expiresAt !== undefined) d.x = r.expiresAt;
-  return d;
-}
-
-function fromDisk(d: DiskRecord): StoredRecord {
-  const version: Version = { wallMs: d.w, counter: d.c, nodeId: d.n };
-  if (d.d === 1) return { version, deleted: true };
-  const r: { version: Version; value: JsonValue; expiresAt?: number } = { version, value: JSON.parse(d.v as string) as JsonValue };
-  if (d.x !== undefined) r.expiresAt = d.x;
-  return r;
-}
-
 /**
  * Meta entry: no hint seq below it is handed out again. Counting on the seqs on disk alone would
  * reuse the seq of the newest hint once it is delivered and removed, so each removal raises this.
  */
 const HINT_SEQ_FLOOR = 'storage.hintSeqFloor';
+/** Meta entry, written in the same transaction as each applied batch: [seq, offset] in the log. */
+const APPLIED_THROUGH = 'storage.appliedThrough';
+/** Meta entry: the layout of the data and hints databases (record-codec's bytes). */
+const FORMAT = 'storage.format';
+const FORMAT_VERSION = 2;
+
+/** How long a logged write waits before LMDB takes it: longer batches mean fewer LMDB syncs. */
+export const APPLY_INTERVAL_MS = 50;
+/** Writes that make the store apply at once rather than at the next interval. */
+const APPLY_AT_ONCE_WRITES = 4_096;
 
 function hintKey(id: string): Buffer {
   return Buffer.from(id, 'utf8');
 }
 
 /**
- * A write in flight; `record` is undefined for a delete. One object per write, so a write that
- * completes can tell whether a later write to the key replaced it (and must stay in the overlay).
+ * A write not yet in LMDB; `record` is undefined for a delete. One object per write, so a write that
+ * is applied can tell whether a later write to the key replaced it (and must stay in the overlay).
  */
 interface Pending {
   readonly record: StoredRecord | undefined;
 }
 
+/** A logged write on its way to LMDB: its record bytes, and where in the log it ends. */
+interface Unapplied {
+  readonly key: string;
+  readonly write: Pending;
+  readonly value: Buffer | undefined;
+  readonly position: LogPosition;
+}
+
 export interface LmdbStoreOptions {
   /** Directory of the environment; created if missing. */
   path: string;
+  /**
+   * Largest record the store must take (a value at the node's --max-value-bytes, with its key and
+   * version): sizes the commit log's segments so any one fits. Default 1 MiB + 64 KiB.
+   */
+  maxRecordBytes?: number;
+  /** Milliseconds a logged write waits before LMDB takes it (APPLY_INTERVAL_MS). */
+  applyIntervalMs?: number;
+  /** Commit log segment size, at least twice maxRecordBytes (default: that, and at least 4 MiB). */
+  logSegmentBytes?: number;
 }
 
 export class LmdbStore implements Store {
@@ -104,15 +106,23 @@ export class LmdbStore implements Store {
   private readonly pendingHintAdds = new Map<string, Hint>();
   /** Ids being removed, with the remove's promise (a second remove of one id waits for the first). */
   private readonly pendingHintRemoves = new Map<string, Promise<void>>();
+  private unapplied: Unapplied[] = [];
+  private applying: Promise<void> | undefined;
+  private applyTimer: NodeJS.Timeout | undefined;
+  /** The last append issued: the log acknowledges in order, so this settling means all have. */
+  private lastAppend: Promise<unknown> = Promise.resolve();
+  private applyFailure: Error | undefined;
   private closed = false;
   /** Records read by range() cursors, for tests that check a range reads only its own interval. */
   rangeRowsReadForTests = 0;
 
   private constructor(
     private readonly env: RootDatabase,
-    private readonly data: Database<DiskRecord, Buffer>,
+    private readonly data: Database<Buffer, Buffer>,
     private readonly meta: Database<unknown, string>,
-    private readonly hintDb: Database<DiskHint, Buffer>,
+    private readonly hintDb: Database<Buffer, Buffer>,
+    private readonly log: CommitLog,
+    private readonly applyIntervalMs: number,
     /** Hints per target as reads see them (committed, plus adds less removes in flight); no zeros. */
     private readonly hintCounts: Map<string, number>,
     private hintTotal: number,
@@ -124,9 +134,48 @@ export class LmdbStore implements Store {
     mkdirSync(options.path, { recursive: true });
     // noSubdir: false explicitly: lmdb-js guesses "a file" for a path with an extension (kv-0.data)
     const env = open({ path: options.path, noSubdir: false, maxDbs: 8, overlappingSync: false });
-    const data = env.openDB<DiskRecord, Buffer>({ name: 'data', keyEncoding: 'binary', encoding: 'msgpack' });
+    const data = env.openDB<Buffer, Buffer>({ name: 'data', keyEncoding: 'binary', encoding: 'binary' });
     const meta = env.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' });
-    const hints = env.openDB<DiskHint, Buffer>({ name: 'hints', keyEncoding: 'binary', encoding: 'msgpack' });
+    const hints = env.openDB<Buffer, Buffer>({ name: 'hints', keyEncoding: 'binary', encoding: 'binary' });
+    const format = meta.get(FORMAT);
+    if (format === undefined) {
+      const stats = (db: Database<Buffer, Buffer>) => (db.getStats() as { entryCount: number }).entryCount;
+      if (stats(data) + stats(hints) > 0) {
+        env.close();
+        throw new Error(`${options.path} holds records in an earlier storage format; start this node on an empty directory`);
+      }
+      meta.putSync(FORMAT, FORMAT_VERSION);
+    } else if (format !== FORMAT_VERSION) {
+      env.close();
+      throw new Error(`${options.path} holds storage format ${String(format)}; this quorumkv reads format ${FORMAT_VERSION}`);
+    }
+
+    // the commit log: replay what LMDB has not applied, in one synced transaction, before anything else
+    const logDir = join(options.path, 'log');
+    mkdirSync(logDir, { recursive: true });
+    const maxRecordBytes = options.maxRecordBytes ?? 1024 * 1024 + 64 * 1024;
+    const segmentBytes = options.logSegmentBytes ?? Math.max(4 << 20, Math.ceil((2 * maxRecordBytes) / (1 << 20)) << 20);
+    const applied = meta.get(APPLIED_THROUGH) as [number, number] | undefined;
+    let store: LmdbStore | undefined;
+    const { log, replay } = CommitLog.open(
+      { dir: logDir, segmentBytes, maxSegments: 16, maxWaitingAppends: 10_000, onPressure: () => store?.applySoon(0) },
+      applied === undefined ? undefined : { seq: applied[0], offset: applied[1] },
+    );
+    const last = replay[replay.length - 1];
+    if (last !== undefined) {
+      env.transactionSync(() => {
+        for (const { write } of replay) {
+          if (write.record === undefined) data.removeSync(encodeKey(write.key));
+          else {
+            const encoded = encodeWrite(write);
+            data.putSync(encodeKey(write.key), encoded.bytes.subarray(encoded.recordAt));
+          }
+        }
+        meta.putSync(APPLIED_THROUGH, [last.position.seq, last.position.offset]);
+      });
+      log.applied(last.position);
+    }
+
     // one pass over the hint ids (keys only): the counts hintCount answers from, and the next seq
     const counts = new Map<string, number>();
     let total = 0;
@@ -138,40 +187,119 @@ export class LmdbStore implements Store {
       total++;
       nextSeq = Math.max(nextSeq, parsed.seq + 1);
     }
-    return new LmdbStore(env, data, meta, hints, counts, total, nextSeq);
+    store = new LmdbStore(env, data, meta, hints, log, options.applyIntervalMs ?? APPLY_INTERVAL_MS, counts, total, nextSeq);
+    store.replayedAtOpen = replay.length;
+    return store;
   }
+
+  /** Writes replayed from the commit log when this store opened (for tests and the startup log). */
+  replayedAtOpen = 0;
 
   get(key: string): StoredRecord | undefined {
     const p = this.pending.get(key);
     if (p !== undefined) return p.record;
     const d = this.data.get(encodeKey(key));
-    return d === undefined ? undefined : fromDisk(d);
+    return d === undefined ? undefined : decodeRecord(d);
   }
 
-  async put(key: string, record: StoredRecord): Promise<void> {
+  put(key: string, record: StoredRecord): Promise<void> {
+    return this.write(key, record);
+  }
+
+  delete(key: string): Promise<void> {
+    // in the overlay until applied: hides both the committed record and any put not yet applied
+    // (applied in log order, so that put lands first and is removed)
+    return this.write(key, undefined);
+  }
+
+  private async write(key: string, record: StoredRecord | undefined): Promise<void> {
+    if (this.closed) throw new Error('store closed');
     const write: Pending = { record };
     this.pending.set(key, write);
+    const encoded = encodeWrite({ key, record }, FRAME_HEADER_BYTES);
+    const appended = this.log.append(encoded);
+    this.lastAppend = appended;
+    let position: LogPosition;
     try {
-      await this.data.put(encodeKey(key), toDisk(record));
-    } finally {
+      position = await appended;
+    } catch (err) {
+      // never acknowledged: forget it (a later write to the key has its own entry)
       if (this.pending.get(key) === write) this.pending.delete(key);
+      throw err;
     }
+    this.unapplied.push({ key, write, value: record === undefined ? undefined : encoded.bytes.subarray(encoded.recordAt), position });
+    this.applySoon(this.unapplied.length >= APPLY_AT_ONCE_WRITES ? 0 : this.applyIntervalMs);
   }
 
-  async delete(key: string): Promise<void> {
-    // in the overlay until it commits: hides both the committed record and any put still in flight
-    // (lmdb-js applies writes in the order they were issued, so that put lands first and is removed)
-    const write: Pending = { record: undefined };
-    this.pending.set(key, write);
-    try {
-      await this.data.remove(encodeKey(key));
-    } finally {
-      if (this.pending.get(key) === write) this.pending.delete(key);
+  /** Starts applying logged writes to LMDB after `delayMs`, unless an apply is due sooner or running. */
+  private applySoon(delayMs: number): void {
+    if (this.applying !== undefined || this.unapplied.length === 0) return;
+    if (this.applyTimer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(this.applyTimer);
     }
+    this.applyTimer = setTimeout(() => {
+      this.applyTimer = undefined;
+      this.applying = this.apply().finally(() => {
+        this.applying = undefined;
+        if (this.closed) return;
+        const behind = this.log.waitingCount() > 0 || this.unapplied.length >= APPLY_AT_ONCE_WRITES;
+        this.applySoon(this.applyFailure !== undefined ? 1_000 : behind ? 0 : this.applyIntervalMs);
+      });
+    }, delayMs);
+  }
+
+  /** One LMDB transaction: the waiting writes in log order, and how far in the log they reach. */
+  private async apply(): Promise<void> {
+    const batch = this.unapplied;
+    if (batch.length === 0) return;
+    this.unapplied = [];
+    const last = (batch[batch.length - 1] as Unapplied).position;
+    try {
+      await this.env.transaction(() => {
+        for (const u of batch) {
+          if (u.value === undefined) this.data.removeSync(encodeKey(u.key));
+          else this.data.putSync(encodeKey(u.key), u.value);
+        }
+        this.meta.putSync(APPLIED_THROUGH, [last.seq, last.offset]);
+      });
+      await this.env.flushed;
+    } catch (err) {
+      // kept, in order, for the next try; the log holds them meanwhile (and fills, and then refuses)
+      this.unapplied = batch.concat(this.unapplied);
+      this.applyFailure = err instanceof Error ? err : new Error(String(err));
+      return;
+    }
+    this.applyFailure = undefined;
+    for (const u of batch) if (this.pending.get(u.key) === u.write) this.pending.delete(u.key);
+    this.log.applied(last);
   }
 
   async flushed(): Promise<void> {
-    await this.env.committed;
+    await this.lastAppend.catch(() => undefined);
+    await this.env.flushed;
+  }
+
+  /** Applies every write logged so far to LMDB now; resolves once LMDB has them, synced. */
+  async checkpoint(): Promise<void> {
+    await this.lastAppend.catch(() => undefined);
+    while (this.applying !== undefined) await this.applying;
+    if (this.applyTimer !== undefined) clearTimeout(this.applyTimer);
+    this.applyTimer = undefined;
+    const run = this.apply();
+    this.applying = run;
+    try {
+      await run;
+    } finally {
+      this.applying = undefined;
+    }
+    if (this.applyFailure !== undefined) throw this.applyFailure;
+    this.applySoon(this.applyIntervalMs);
+  }
+
+  /** The commit log's disk writes and the writes they carried (group commit), and writes not yet in LMDB. */
+  logStats(): { diskWrites: number; framesWritten: number; unapplied: number } {
+    return { diskWrites: this.log.diskWrites, framesWritten: this.log.framesWritten, unapplied: this.pending.size };
   }
 
   range(fromToken: number, toToken: number): Iterable<[string, StoredRecord]> {
@@ -200,7 +328,7 @@ export class LmdbStore implements Store {
           i++;
           if (replaced) break;
         }
-        if (!replaced) yield [decodeKey(key), fromDisk(value)];
+        if (!replaced) yield [decodeKey(key), decodeRecord(value)];
       }
       for (; i < overlay.length; i++) {
         const p = overlay[i] as (typeof overlay)[number];
@@ -226,7 +354,7 @@ export class LmdbStore implements Store {
     this.pendingHintAdds.set(hint.id, hint);
     this.countHint(hint.target, 1);
     try {
-      await this.hintDb.put(hintKey(hint.id), { k: hint.key, r: toDisk(hint.record) });
+      await this.hintDb.put(hintKey(hint.id), encodeWrite({ key: hint.key, record: hint.record }).bytes);
     } catch (err) {
       if (!this.pendingHintRemoves.has(hint.id)) this.countHint(hint.target, -1); // never stored
       throw err;
@@ -255,7 +383,9 @@ export class LmdbStore implements Store {
       if (out.length >= limit) break;
       const parsed = parseHintId(id);
       if (parsed === undefined) continue;
-      out.push({ id, target, key: value.k, record: fromDisk(value.r), createdAtMs: parsed.createdAtMs });
+      const { key: hintedKey, record } = decodeWrite(value);
+      if (record === undefined) continue;
+      out.push({ id, target, key: hintedKey, record, createdAtMs: parsed.createdAtMs });
       if (out.length >= limit) break;
     }
     for (; i < adding.length && out.length < limit; i++) out.push(adding[i] as Hint);
@@ -316,7 +446,8 @@ export class LmdbStore implements Store {
   }
 
   isOpen(): boolean {
-    if (this.closed) return false;
+    // a log that failed a write acknowledges nothing more: not a store to send traffic to
+    if (this.closed || !this.log.isHealthy()) return false;
     try {
       this.meta.get('node'); // a real read: the environment answers
       return true;
@@ -325,9 +456,17 @@ export class LmdbStore implements Store {
     }
   }
 
+  /** Applies every logged write to LMDB (so the next open replays nothing), then closes. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    await this.flushed();
+    await this.lastAppend.catch(() => undefined);
+    if (this.applyTimer !== undefined) clearTimeout(this.applyTimer);
+    this.applyTimer = undefined;
+    while (this.applying !== undefined) await this.applying;
+    await this.apply();
+    await this.log.close();
+    await this.env.flushed;
     await this.env.close();
   }
 }

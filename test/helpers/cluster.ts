@@ -25,6 +25,7 @@ export async function startCluster(net: string, opts: Partial<ClusterOptions> = 
     dataRoot,
     args: opts.args ?? FAST_ARGS,
     ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.clientToken ? { clientToken: opts.clientToken } : {}),
   });
   live.push({ cluster, dataRoot });
   await cluster.start();

@@ -77,8 +77,17 @@ test('a fourth node joins: it streams its ranges in before it is read, and every
   const c = await startCluster('127.28.1');
   const [n1, n2, n3] = c.nodes as [LocalNode, LocalNode, LocalNode];
   const acked = await writeKeys([n1, n2, n3], 2000, 'before');
-  const n4 = await joinFourth(c, '127.28.1.4');
+  // `quorumkv status --watch` on the joiner follows its join to the end
+  const n4 = c.addNode('127.28.1.4', newDataRoot());
+  await n4.start();
+  await eventually(async () => expect((await http('GET', `${n4.url}/admin/move`)).body.move).not.toBeNull()); // its join has begun
+  const watched = await cli('status', '--watch', '--url', n4.url);
+  await c.waitFormed(60_000);
   const move = (await http('GET', `${n4.url}/admin/move`)).body;
+  if (!/^node n4 \(normal\)/.test(watched.out)) {
+    expect(watched.out).toMatch(/join: done: 100%, ranges (\d+)\/\1, [\d,]+ records \(.*\) streamed.*\njoin finished\n/);
+  } else expect(watched.out).toMatch(/^node n4 \(normal\)/); // the join was over before the command asked
+  expect(watched.code).toBe(0);
   expect(move).toMatchObject({ status: 'normal', move: { kind: 'join', phase: 'done', replacing: false } });
   expect(move.move.ranges_done).toBe(move.move.ranges_total);
   // it now replicates about 3/4 of the keys (N=3 of 4 members), and holds every one of them

@@ -207,10 +207,77 @@ describe('bad input', () => {
     expect(res.headers.get('allow')).toBe('GET, PUT, DELETE');
   });
 
-  test('an unknown route is a JSON 404', async () => {
+  test("an unknown route is a JSON 404 of its own code, not the missing key's", async () => {
     const res = await http('GET', `${url()}/nope`);
     expect(res.status).toBe(404);
-    expect(res.body.error.code).toBe('not_found');
+    expect(res.body.error.code).toBe('no_such_route');
+  });
+
+  test('each refusal names the real problem', async () => {
+    const refusals: Array<[string, Promise<Reply>, number, string, RegExp]> = [
+      [
+        'a bare JSON string',
+        http('PUT', kv('a'), { body: '"v1"', headers: json }),
+        400,
+        'invalid_body',
+        /valid JSON, but a string, not an object.*\{"value": "v1"\}/,
+      ],
+      [
+        'a bare JSON number',
+        http('PUT', kv('a'), { body: '42', headers: json }),
+        400,
+        'invalid_body',
+        /valid JSON, but a number, not an object/,
+      ],
+      ['text that is not JSON', http('PUT', kv('a'), { body: 'v1', headers: json }), 400, 'invalid_body', /not valid JSON/],
+      ['JSON content type, no body', rawPut(url(), '/kv/a', json, undefined), 400, 'invalid_body', /body is empty/],
+      ['JSON content type, an empty body', rawPut(url(), '/kv/a', json, Buffer.alloc(0)), 400, 'invalid_body', /body is empty/],
+      ['no content type and no body', rawPut(url(), '/kv/a', {}, undefined), 400, 'invalid_body', /body is empty/],
+      ['a path below a key', http('PUT', `${url()}/kv/a/b`, { json: { value: 1 } }), 404, 'no_such_route', /\/kv\/<key>.*%2F/],
+      // an admin route, read by express: the same words for the same mistake
+      [
+        'an admin body that is a bare string',
+        http('POST', `${url()}/admin/removenode`, { body: '"n2"', headers: json }),
+        400,
+        'invalid_body',
+        /valid JSON, but a string, not an object/,
+      ],
+    ];
+    for (const [name, pending, status, code, message] of refusals) {
+      const r = await pending;
+      expect({
+        name,
+        status: r.status,
+        code: r.body?.error?.code,
+        message: message.test(r.body?.error?.message) ? 'names it' : r.body?.error?.message,
+      }).toEqual({
+        name,
+        status,
+        code,
+        message: 'names it',
+      });
+    }
+    // "application/json;" (an empty parameter) is JSON, as browsers and express take it
+    const w = await rawPut(url(), '/kv/semi', { 'content-type': 'application/json;' }, Buffer.from('{"value":1}'));
+    expect(w.status).toBe(200);
+    await http('DELETE', kv('semi', '?consistency=all'));
+  });
+
+  test('every JSON reply ends with a newline, errors included, on the /kv routes and the others', async () => {
+    const replies = await Promise.all([
+      put(url(), 'nl', 1),
+      http('GET', kv('nl')),
+      http('GET', kv('missing-nl')),
+      http('PUT', kv('a'), { body: '"v1"', headers: json }),
+      http('GET', `${url()}/health`),
+      http('GET', `${url()}/cluster`),
+      http('GET', `${url()}/nope`),
+      http('POST', `${url()}/admin/removenode`, { body: '{}', headers: json }),
+    ]);
+    expect(replies.map((r) => ({ json: r.body !== undefined, newline: r.text.endsWith('}\n') || r.text.endsWith(']\n') }))).toEqual(
+      replies.map(() => ({ json: true, newline: true })),
+    );
+    await http('DELETE', kv('nl', '?consistency=all'));
   });
 
   test('a key of exactly 1024 bytes, and any JSON value type, are accepted', async () => {
@@ -239,7 +306,7 @@ describe('cluster secret', () => {
     expect((await replicaRecord(n1.address, 'guarded', 's3cret-token'))?.value).toBe(1);
     // node-to-node calls are not HTTP routes of the API port
     const viaHttp = await http('POST', `${n1.url}/internal/read`, { json: { type: 'read', key: 'guarded' } });
-    expect({ status: viaHttp.status, code: viaHttp.body.error.code }).toEqual({ status: 404, code: 'not_found' });
+    expect({ status: viaHttp.status, code: viaHttp.body.error.code }).toEqual({ status: 404, code: 'no_such_route' });
   });
 });
 

@@ -52,6 +52,7 @@ const CASES: Case[] = [
   { name: 'a read of a missing key', method: 'GET', path: '/kv/missing' },
   { name: 'a head of a missing key', method: 'HEAD', path: '/kv/missing' },
   put('a put with charset=utf-8', '/kv/g5', 'ü', { 'content-type': 'application/json; charset=utf-8' }),
+  put('a content type with an empty parameter', '/kv/g6', 'semi', { 'content-type': 'application/json;' }),
   put('a key with an encoded slash', '/kv/a%2Fb', 1),
   { name: 'its read', method: 'GET', path: '/kv/a%2Fb' },
   put('a key in percent-encoded UTF-8', '/kv/%E2%82%AC%20x', 'euro'),
@@ -85,6 +86,10 @@ const CASES: Case[] = [
   { name: 'a body that is an array', method: 'PUT', path: '/kv/a', headers: JSON_TYPE, body: '[1]' },
   { name: 'a body that is null', method: 'PUT', path: '/kv/a', headers: JSON_TYPE, body: 'null' },
   { name: 'a body that is a bare string', method: 'PUT', path: '/kv/a', headers: JSON_TYPE, body: '"v1"' },
+  { name: 'a body that is a bare number', method: 'PUT', path: '/kv/a', headers: JSON_TYPE, body: '42' },
+  { name: 'an empty body', method: 'PUT', path: '/kv/a', headers: { ...JSON_TYPE, 'content-length': '0' }, body: '' },
+  { name: 'no body', method: 'PUT', path: '/kv/a', headers: JSON_TYPE },
+  { name: 'no body and no content type', method: 'PUT', path: '/kv/a' },
   put('a value over the limit', '/kv/a', 'x'.repeat(1024 * 1024)),
   {
     name: 'a body far over the limit',

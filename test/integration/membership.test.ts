@@ -219,4 +219,20 @@ test('quorumkv status and quorumkv ring print the cluster as tables', async () =
       .slice(3)
       .map((l) => l.split(/\s+/).at(-1)),
   ).toEqual(['100.0%', '100.0%', '100.0%']);
+
+  // a member that stopped cleanly is reported as stopped, not as convicted by the failure detector
+  await c.node('n3').stop();
+  const view = await eventually(async () => {
+    const m = (await cluster(c.node('n1'))).members.find((x) => x.id === 'n3') as { state: string; down_reason?: string };
+    expect({ state: m.state, down_reason: m.down_reason }).toEqual({ state: 'down', down_reason: 'stopped' });
+    return m;
+  });
+  expect(view.state).toBe('down');
+  const after = await run(process.execPath, [cliPath(), 'status', '--url', url]);
+  expect(after.stdout.split('\n').find((l) => l.startsWith('n3 '))).toMatch(/^n3\s+127\.23\.7\.3:7000\s+down \(stopped cleanly\)\s+normal/);
+  const all = await put(url, 'needs-n3', 1, '?consistency=all');
+  expect({ status: all.status, n3: all.body.error.failures.find((f: { replica: string }) => f.replica === 'n3')?.reason }).toEqual({
+    status: 503,
+    n3: 'down: it announced a clean shutdown (stopped)',
+  });
 });

@@ -101,7 +101,18 @@ test('after all three nodes crash (kill -9) and restart on their data, every ack
     },
   );
   expect(refused).toEqual([]);
+  // each node is a replica of every key: its commit log made 300 writes durable, in at most as many syncs
+  await eventually(async () => {
+    const text = await fetch(`${c.nodes[0]?.url}/metrics`).then((r) => r.text());
+    const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    const records = value('quorumkv_commit_log_records_total');
+    expect(records).toBeGreaterThanOrEqual(300);
+    expect(value('quorumkv_commit_log_syncs_total')).toBeGreaterThanOrEqual(1);
+    expect(value('quorumkv_commit_log_syncs_total')).toBeLessThanOrEqual(records);
+    expect(value('quorumkv_storage_unapplied_writes')).toBeGreaterThanOrEqual(0);
+  });
 
+  // killed within the store's 50 ms apply interval of the last acknowledgements: those come back from the log
   await c.stopAll('SIGKILL');
   await Promise.all(c.nodes.map((n) => n.start()));
 

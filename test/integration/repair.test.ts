@@ -103,11 +103,16 @@ test('anti-entropy (quorumkv repair) rebuilds a replica that missed every write'
   await c.waitFormed();
   expect((await mismatches(n3, acked)).length).toBe(keys);
 
+  // on a terminal (script(1) gives the command one), the progress is a bar redrawn in place
   const started = Date.now();
-  const { stdout } = await exec(process.execPath, [cliPath(), 'repair', '--url', n3.url], { timeout: 120_000 });
+  const { stdout: drawn } = await exec('script', ['-qec', `${process.execPath} ${cliPath()} repair --url ${n3.url}`, '/dev/null'], {
+    timeout: 120_000,
+  });
   const seconds = (Date.now() - started) / 1000;
-  const last = stdout.trim().split('\n').at(-1) as string;
-  expect(last).toMatch(/^done: ranges (\d+)\/\1 /);
+  const frames = drawn.split('\r\x1b[2K').slice(1);
+  expect(frames.length).toBeGreaterThan(0);
+  expect(frames.at(-1)).toMatch(/^repair \[█{24}\] 100% {2}ranges (\d+)\/\1 {2}\d+ differed {2}[\d,]+ keys compared {2}5,000 repaired/);
+  expect(drawn).toMatch(/repair finished\r?\n$/);
   expect(await mismatches(n3, acked)).toEqual([]);
   const status = (await http('GET', `${n3.url}/admin/repair`)).body;
   console.log(
@@ -115,6 +120,14 @@ test('anti-entropy (quorumkv repair) rebuilds a replica that missed every write'
       `${status.keys_repaired} records moved, ${status.bytes_sent} bytes sent and ${status.bytes_received} received by the rebuilt node`,
   );
   expect(status.keys_repaired).toBe(keys);
+  // anywhere else (a pipe, a log), the same facts as plain lines, without control characters
+  const { stdout: plain } = await exec(process.execPath, [cliPath(), 'repair', '--url', n3.url], { timeout: 120_000 });
+  const lines = plain.trim().split('\n');
+  expect(lines.at(-2)).toMatch(/^repair: 100%, ranges (\d+)\/\1, 0 differed, [\d,]+ keys compared, 0 repaired, /);
+  expect({ last: lines.at(-1), control: plain.includes('\r') || plain.includes('\x1b[') }).toEqual({
+    last: 'repair finished',
+    control: false,
+  });
 }, 180_000);
 
 test('a node whose data directory was deleted streams its ranges back before it serves reads', async () => {

@@ -79,6 +79,9 @@ describe('the image built from the Dockerfile', () => {
     // The build stage's sources stay there: only the compiled JavaScript is copied over.
     expect(fs.existsSync(inImage('/app/src'))).toBe(false);
     expect(fs.existsSync(inImage('/app/dist/src/cli/main.js'))).toBe(true);
+    // The dashboard's page, script and style ship beside the compiled API (the build copies them).
+    for (const f of ['index.html', 'app.js', 'style.css'])
+      expect([f, fs.existsSync(inImage(`/app/dist/src/api/dashboard/${f}`))]).toEqual([f, true]);
   });
 
   test('bin/quorumkv on the image PATH is the compiled CLI, and image.json says how to run it', () => {

@@ -672,7 +672,56 @@ describe('the overlays', () => {
     }
     expect(kindOf(objs, 'PodDisruptionBudget').map((p) => p.spec)).toEqual([{ maxUnavailable: 1, selector: { matchLabels: selector } }]);
     const monitor = kindOf(objs, 'ServiceMonitor');
-    expect(monitor.map((m) => m.spec.endpoints)).toEqual([[{ port: 'http', path: '/metrics', interval: '30s' }]]);
+    expect(monitor.map((m) => m.spec.endpoints)).toEqual([
+      [
+        {
+          port: 'http',
+          path: '/metrics',
+          interval: '30s',
+          scheme: 'https',
+          tlsConfig: { ca: { secret: { name: 'quorumkv-tls', key: 'ca.crt' } }, serverName: 'quorumkv.quorumkv.svc' },
+          authorization: { type: 'Bearer', credentials: { name: 'quorumkv-metrics', key: 'token' } },
+        },
+      ],
+    ]);
+  });
+
+  test('prod runs with TLS on both ports and client tokens, from a cert-manager Certificate and a tokens Secret', () => {
+    const objs = objsOf('k8s/overlays/prod');
+    const c = containerOf(objs);
+    const env = podEnvOf(objs);
+    const config = loadConfig({}, { ...env, QUORUMKV_CLUSTER_SECRET: 'x' });
+    expect({ tls: config.tls, cert: config.tlsCert, key: config.tlsKey, ca: config.tlsCa, tokens: config.tokensFile }).toEqual({
+      tls: 'all',
+      cert: '/etc/quorumkv/tls/tls.crt',
+      key: '/etc/quorumkv/tls/tls.key',
+      ca: '/etc/quorumkv/tls/ca.crt',
+      tokens: '/etc/quorumkv/tokens/tokens',
+    });
+    // every file is under a mount of the Secret that holds it, mounted whole (a subPath mount is never updated)
+    const volumes = stsOf(objs).spec.template.spec.volumes as K8sObject[];
+    const secretAt = (file: string) => {
+      const m = (c.volumeMounts as K8sObject[]).find((v) => file.startsWith(`${v.mountPath}/`));
+      expect({ file, subPath: m?.subPath, readOnly: m?.readOnly }).toEqual({ file, subPath: undefined, readOnly: true });
+      return volumes.find((v) => v.name === m?.name)?.secret?.secretName;
+    };
+    const certificates = kindOf(objs, 'Certificate');
+    const served = certificates.find((x) => !x.spec.isCA) as K8sObject;
+    for (const f of [config.tlsCert, config.tlsKey, config.tlsCa]) expect(secretAt(f as string)).toBe(served.spec.secretName);
+    expect(secretAt(config.tokensFile as string)).toBe('quorumkv-tokens');
+    // the member certificate comes from the CA Issuer, whose CA is the CA Certificate's Secret; both usages
+    const issuers = kindOf(objs, 'Issuer');
+    const caIssuer = issuers.find((i) => i.metadata.name === served.spec.issuerRef.name) as K8sObject;
+    expect(caIssuer.spec.ca.secretName).toBe(certificates.find((x) => x.spec.isCA)?.spec.secretName);
+    expect(served.spec.usages).toEqual(expect.arrayContaining(['server auth', 'client auth']));
+    // the probes and the preStop talk https to 127.0.0.1, which the certificate names
+    expect(c.env.find((e: K8sObject) => e.name === 'QUORUMKV_URL')?.value).toBe('https://127.0.0.1:8080');
+    expect(served.spec.ipAddresses).toContain('127.0.0.1');
+    for (const o of [...certificates, ...issuers]) expect(schemaProblems(o)).toEqual([]);
+    // a typo is caught
+    const bad = structuredClone(served);
+    bad.spec.dnsName = bad.spec.dnsNames;
+    expect(schemaProblems(bad)).toEqual(['spec.dnsName (not a known field)']);
   });
 
   test('the ServiceMonitor check refuses what the operator would not understand', () => {
@@ -711,5 +760,24 @@ describe('the overlays', () => {
       ['http', 8080],
       ['internode', 9080],
     ]);
+  });
+});
+
+describe('the Grafana dashboard of the prod overlay', () => {
+  // Its PromQL is checked against a real Prometheus scraping real nodes in test/integration/prometheus.test.ts.
+  test('ships as a ConfigMap with the label the Grafana sidecar looks for, holding the file as valid JSON', () => {
+    const file = fs.readFileSync(path.join(REPO, 'k8s', 'overlays', 'prod', 'grafana-dashboard.json'), 'utf8');
+    const maps = renderedDir('k8s/overlays/prod').filter((o) => o.kind === 'ConfigMap' && o.metadata?.labels?.grafana_dashboard);
+    expect(maps.map((m) => [m.metadata?.name, m.metadata?.namespace, m.metadata?.labels?.grafana_dashboard])).toEqual([
+      ['quorumkv-grafana-dashboard', 'quorumkv', '1'],
+    ]);
+    expect((maps[0] as K8sObject).data).toEqual({ 'grafana-dashboard.json': file });
+    const dashboard = JSON.parse(file);
+    expect(dashboard).toMatchObject({ uid: 'quorumkv', title: 'quorumkv' });
+    const targets = dashboard.panels.flatMap((p: { targets?: Array<{ expr: string }> }) => p.targets ?? []);
+    expect(targets.length).toBeGreaterThan(10);
+    // only the prod overlay carries it; the other kustomizations stay as they were
+    for (const dir of ['k8s', 'k8s/base', 'k8s/overlays/dev'])
+      expect(renderedDir(dir).filter((o) => o.metadata?.labels?.grafana_dashboard)).toEqual([]);
   });
 });

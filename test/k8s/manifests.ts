@@ -114,6 +114,8 @@ export const CUSTOM_KINDS: Record<string, (o: K8sObject) => string[]> = {
       'honorLabels',
       'relabelings',
       'metricRelabelings',
+      'tlsConfig',
+      'authorization',
     ]);
     (spec.endpoints ?? []).forEach((e: K8sObject, i: number) => {
       for (const k of Object.keys(e)) if (!endpointFields.has(k)) out.push(`spec.endpoints[${i}].${k} (not a field of Endpoint)`);
@@ -121,7 +123,87 @@ export const CUSTOM_KINDS: Record<string, (o: K8sObject) => string[]> = {
     });
     return out;
   },
+  // cert-manager (cert-manager.io/v1): the fields the prod overlay uses, and what each kind requires
+  'cert-manager.io/v1/Issuer': (o) => {
+    const out = unknownKeys(o, ['apiVersion', 'kind', 'metadata', 'spec'], '');
+    const spec = o.spec ?? {};
+    out.push(...unknownKeys(spec, ['selfSigned', 'ca', 'acme', 'vault', 'venafi'], 'spec.'));
+    const kinds = ['selfSigned', 'ca', 'acme', 'vault', 'venafi'].filter((k) => spec[k] !== undefined);
+    if (kinds.length !== 1) out.push(`spec must name exactly one issuer type, found ${kinds.length}`);
+    if (spec.ca !== undefined && typeof spec.ca.secretName !== 'string') out.push('spec.ca.secretName is required');
+    return out;
+  },
+  'cert-manager.io/v1/Certificate': (o) => {
+    const out = unknownKeys(o, ['apiVersion', 'kind', 'metadata', 'spec'], '');
+    const spec = o.spec ?? {};
+    out.push(
+      ...unknownKeys(
+        spec,
+        [
+          'secretName',
+          'issuerRef',
+          'commonName',
+          'dnsNames',
+          'ipAddresses',
+          'uris',
+          'emailAddresses',
+          'duration',
+          'renewBefore',
+          'usages',
+          'privateKey',
+          'isCA',
+          'subject',
+          'secretTemplate',
+          'keystores',
+          'revisionHistoryLimit',
+        ],
+        'spec.',
+      ),
+    );
+    if (typeof spec.secretName !== 'string') out.push('spec.secretName is required');
+    if (typeof spec.issuerRef?.name !== 'string') out.push('spec.issuerRef.name is required');
+    const usages = new Set([
+      'signing',
+      'digital signature',
+      'content commitment',
+      'key encipherment',
+      'key agreement',
+      'data encipherment',
+      'cert sign',
+      'crl sign',
+      'encipher only',
+      'decipher only',
+      'any',
+      'server auth',
+      'client auth',
+      'code signing',
+      'email protection',
+      's/mime',
+      'ipsec end system',
+      'ipsec tunnel',
+      'ipsec user',
+      'timestamping',
+      'ocsp signing',
+      'microsoft sgc',
+      'netscape sgc',
+    ]);
+    for (const u of spec.usages ?? []) if (!usages.has(u)) out.push(`spec.usages: ${u} is not a cert-manager key usage`);
+    if (spec.privateKey) {
+      out.push(...unknownKeys(spec.privateKey, ['algorithm', 'size', 'encoding', 'rotationPolicy'], 'spec.privateKey.'));
+      if (spec.privateKey.algorithm !== undefined && !['RSA', 'ECDSA', 'Ed25519'].includes(spec.privateKey.algorithm))
+        out.push(`spec.privateKey.algorithm ${spec.privateKey.algorithm} is not RSA, ECDSA or Ed25519`);
+    }
+    for (const d of ['duration', 'renewBefore'])
+      if (spec[d] !== undefined && !/^([0-9]+h)?([0-9]+m)?([0-9]+s)?$/.test(spec[d])) out.push(`spec.${d} is not a Go duration`);
+    return out;
+  },
 };
+
+function unknownKeys(o: K8sObject, known: string[], at: string): string[] {
+  return Object.keys(o)
+    .filter((k) => !known.includes(k))
+    .map((k) => `${at}${k} (not a known field)`);
+}
 
 /** Why an object would not be accepted: schema errors, unknown fields, or a kind nobody checks. */
 export function schemaProblems(o: K8sObject): string[] {

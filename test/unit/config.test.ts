@@ -13,6 +13,20 @@ function problems(fn: () => unknown): string[] {
 }
 
 describe('serve configuration', () => {
+  test('TLS: off by default; each mode names the files it lacks; a file without a mode is refused', () => {
+    expect(loadConfig({ nodeId: 'n1' }, {})).toMatchObject({ tls: 'off', tokensFile: undefined });
+    expect(problems(() => loadConfig({ nodeId: 'n1', tls: 'all' }, {}))).toEqual([
+      "--tls-cert (QUORUMKV_TLS_CERT): required with --tls all (this node's certificate)",
+      '--tls-key (QUORUMKV_TLS_KEY): required with --tls all (its private key)',
+      "--tls-ca (QUORUMKV_TLS_CA): required with --tls all (the cluster's CA, which signs every member's certificate)",
+    ]);
+    expect(problems(() => loadConfig({ nodeId: 'n1', tls: 'client', tlsCert: 'c.pem', tlsKey: 'k.pem' }, {}))).toEqual([]);
+    expect(problems(() => loadConfig({ nodeId: 'n1', tlsCert: 'c.pem' }, {}))).toEqual([
+      '--tls (QUORUMKV_TLS): is off, yet --tls-cert is set: say where TLS goes (client, internode or all), or drop the file settings',
+    ]);
+    expect(problems(() => loadConfig({ nodeId: 'n1', tls: 'yes' }, {}))[0]).toContain('must be one of off, client, internode, all');
+  });
+
   test('defaults: N=3, majority quorums, 64 vnodes, 2 s deadline, 1 MiB values, data under ./data/<id>', () => {
     const c = loadConfig({ nodeId: 'n1' }, {});
     expect(c).toMatchObject({

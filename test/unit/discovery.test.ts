@@ -266,6 +266,8 @@ describe('parseJoinUrl', () => {
     ['10.1.2.3:7000', '10.1.2.3', 7000],
     ['http://[::1]:7000', '::1', 7000],
     ['  http://kv:8080\n', 'kv', 8080],
+    ['https://quorumkv:8443', 'quorumkv', 8443],
+    ['https://quorumkv', 'quorumkv', 443],
   ])('%j is host %j port %j', (url, host, port) => {
     expect(parseJoinUrl(url)).toEqual({ host, port });
   });
@@ -273,7 +275,7 @@ describe('parseJoinUrl', () => {
   test.each([
     ['', /join URL must look like http:\/\/host:port/],
     ['quorumkv', /without http:\/\/ the port is required/],
-    ['https://quorumkv:8443', /only http:\/\/ is supported/],
+    ['ftp://quorumkv:8443', /only http:\/\/ and https:\/\/ are supported/],
     ['http://quorumkv:8080/join', /no path, query or user info/],
     ['http://quorumkv:8080?x=1', /no path, query or user info/],
     ['http://user@quorumkv:8080', /no path, query or user info/],

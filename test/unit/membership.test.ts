@@ -84,6 +84,23 @@ describe('member table', () => {
     expect(t.markShutdown({ id: 'nobody', generation: 1, heartbeat: 0 })).toBe(false);
   });
 
+  test('a member that is down says why: it stopped cleanly, it was removed, or phi convicted it', () => {
+    const t = new MemberTable(entry('a'), opts);
+    for (let i = 0; i <= 20; i++) t.merge([entry('b', 1, i), entry('c', 1, i), entry('d', 1, i)], i * 1000);
+    expect(['a', 'b', 'c', 'd'].map((id) => t.downReason(id, 20_500))).toEqual([undefined, undefined, undefined, undefined]);
+    t.markShutdown({ id: 'b', generation: 1, heartbeat: 20 });
+    t.setStatusOf('c', 'removed', 20_500);
+    const later = 20_000 + 19_000; // d silent long enough to be convicted
+    expect(t.view(later).map((m) => [m.id, m.liveness, m.downReason])).toEqual([
+      ['a', 'alive', undefined],
+      ['b', 'down', 'stopped'],
+      ['c', 'down', 'removed'],
+      ['d', 'down', 'convicted'],
+    ]);
+    // just after its notice, b is down as stopped, not by phi (which is still low)
+    expect({ phi: t.phi('b', 20_600) < 1, reason: t.downReason('b', 20_600) }).toEqual({ phi: true, reason: 'stopped' });
+  });
+
   test('members restored from disk are in the table at once, and convicted if they never speak', () => {
     const t = new MemberTable(entry('a', 9), opts);
     t.restore([{ id: 'b', address: 'b:1', generation: 3, status: 'normal' }], 1000);

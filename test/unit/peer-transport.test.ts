@@ -158,11 +158,11 @@ test('calls share one connection and are matched to their replies by id', async 
 test('the frames queued in one event-loop turn leave in one socket write', async () => {
   const { transport, metrics, api } = await pair();
   await transport.send(api, read('warm'), 2000); // connected and handshaken
-  const before = metrics.render();
+  const before = await metrics.render();
   const writesOut = (text: string) => Number(/quorumkv_internode_socket_writes_total\{direction="out"\} (\d+)/.exec(text)?.[1]);
   const framesOut = (text: string) => Number(/quorumkv_internode_frames_sent_total\{direction="out"\} (\d+)/.exec(text)?.[1]);
   await Promise.all(Array.from({ length: 100 }, (_, i) => transport.send(api, read(`k${i}`), 2000)));
-  const after = metrics.render();
+  const after = await metrics.render();
   expect(framesOut(after) - framesOut(before)).toBe(100);
   expect(writesOut(after) - writesOut(before)).toBe(1);
 });
