@@ -70,7 +70,9 @@ test('at --max-value-bytes 100000, 90 KB values travel in batches through hints,
 
   // anti-entropy: a repair pass on n3 brings the 12 values the hints did not carry (over 1 MB)
   const { stdout } = await exec(process.execPath, [cliPath(), 'repair', '--url', n3.url], { timeout: 60_000 });
-  expect(stdout.trim().split('\n').at(-1)).toMatch(/^done: ranges (\d+)\/\1 /);
+  const lines = stdout.trim().split('\n');
+  expect(lines.at(-2)).toMatch(/^repair: 100%, ranges (\d+)\/\1, /);
+  expect(lines.at(-1)).toBe('repair finished');
   expect(await lacking(n3, keys)).toEqual([]);
 
   // a join: n4 streams its ranges in pages cut at 512 KiB
