@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { parseDockerfile } from '../../scripts/image-build';
 import { rbacAllows } from '../../scripts/lib/kube-api';
 import { loadManifests } from '../../scripts/lib/manifests';
@@ -549,6 +550,21 @@ const kindOf = (objects: K8sObject[], kind: string) => objects.filter((o) => o.k
 const stsOf = (objects: K8sObject[]) => kindOf(objects, 'StatefulSet')[0] as K8sObject;
 
 describe('every kustomization, rendered by kubectl kustomize', () => {
+  // kubectl reads a YAML map with a key given twice as the last one given: a second
+  // configMapGenerator would drop the first without a word
+  test('no file under k8s/ gives a key twice', () => {
+    const files = (fs.readdirSync(path.join(__dirname, '..', '..', 'k8s'), { recursive: true }) as string[]).filter((f) =>
+      /\.ya?ml$/.test(f),
+    );
+    expect(files.length).toBeGreaterThan(10);
+    const problems = files.flatMap((f) =>
+      parseAllDocuments(fs.readFileSync(path.join(__dirname, '..', '..', 'k8s', f), 'utf8')).flatMap((d) =>
+        d.errors.map((e) => `${f}: ${e.message}`),
+      ),
+    );
+    expect(problems).toEqual([]);
+  });
+
   test.each(rendered)('%s: every object passes the schema checks', (_, objs) => {
     expect(objs.flatMap((o) => schemaProblems(o).map((p) => `${o.kind}/${o.metadata?.name}: ${p}`))).toEqual([]);
   });
