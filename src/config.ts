@@ -4,6 +4,7 @@
 
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { checkLimits, DEFAULTS, LIMITS } from './core/defaults';
 import { quorumOf } from './core/quorum';
 import { systemClusterDomain } from './discovery/cluster-domain';
 
@@ -346,8 +347,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'gossip-interval-ms',
     arg: '<ms>',
     description: 'Pause between gossip rounds (one random peer each)',
-    defaultText: "1000 (Cassandra's)",
-    fallback: () => 1000,
+    defaultText: `${DEFAULTS.gossipIntervalMs} (Cassandra's)`,
+    fallback: () => DEFAULTS.gossipIntervalMs,
     parse: integer(10, 60_000),
   },
   {
@@ -355,8 +356,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'heartbeat-interval-ms',
     arg: '<ms>',
     description: "Pause between bumps of this node's heartbeat",
-    defaultText: '1000',
-    fallback: () => 1000,
+    defaultText: String(DEFAULTS.heartbeatIntervalMs),
+    fallback: () => DEFAULTS.heartbeatIntervalMs,
     parse: integer(10, 60_000),
   },
   {
@@ -364,8 +365,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'phi-convict-threshold',
     arg: '<phi>',
     description: 'Failure-detector phi at which a member is marked down (suspect at half)',
-    defaultText: "8 (Cassandra's)",
-    fallback: () => 8,
+    defaultText: `${DEFAULTS.phiConvictThreshold} (Cassandra's)`,
+    fallback: () => DEFAULTS.phiConvictThreshold,
     parse: integer(1, 32),
   },
   {
@@ -373,8 +374,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'discovery-interval-ms',
     arg: '<ms>',
     description: 'First pause between discovery rounds; doubles while peers are missing',
-    defaultText: '500',
-    fallback: () => 500,
+    defaultText: String(DEFAULTS.discoveryIntervalMs),
+    fallback: () => DEFAULTS.discoveryIntervalMs,
     parse: integer(10, 600_000),
   },
   {
@@ -382,8 +383,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'discovery-max-interval-ms',
     arg: '<ms>',
     description: 'Longest pause between discovery rounds (also the re-check period once complete)',
-    defaultText: '30000',
-    fallback: () => 30_000,
+    defaultText: String(DEFAULTS.discoveryMaxIntervalMs),
+    fallback: () => DEFAULTS.discoveryMaxIntervalMs,
     parse: integer(10, 3_600_000),
   },
   {
@@ -391,8 +392,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'replication-factor',
     arg: '<n>',
     description: 'Replicas of each key (N)',
-    defaultText: '3',
-    fallback: () => 3,
+    defaultText: String(DEFAULTS.replicationFactor),
+    fallback: () => DEFAULTS.replicationFactor,
     parse: integer(1, 15),
     alsoEnv: ['REPLICATION_FACTOR'],
   },
@@ -402,7 +403,7 @@ export const SETTINGS: readonly Setting[] = [
     arg: '<r>',
     description: 'Replies a read waits for by default (R)',
     defaultText: 'a majority of N',
-    fallback: (c) => quorumOf(c.replicationFactor ?? 3),
+    fallback: (c) => quorumOf(c.replicationFactor ?? DEFAULTS.replicationFactor),
     parse: integer(1, 15),
   },
   {
@@ -411,7 +412,7 @@ export const SETTINGS: readonly Setting[] = [
     arg: '<w>',
     description: 'Acknowledgements a write waits for by default (W)',
     defaultText: 'a majority of N',
-    fallback: (c) => quorumOf(c.replicationFactor ?? 3),
+    fallback: (c) => quorumOf(c.replicationFactor ?? DEFAULTS.replicationFactor),
     parse: integer(1, 15),
   },
   {
@@ -419,8 +420,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'vnodes',
     arg: '<n>',
     description: 'Ring tokens per node',
-    defaultText: '64',
-    fallback: () => 64,
+    defaultText: String(DEFAULTS.vnodes),
+    fallback: () => DEFAULTS.vnodes,
     parse: integer(1, 1024),
   },
   {
@@ -428,8 +429,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'request-timeout-ms',
     arg: '<ms>',
     description: 'Deadline of a client request, internode calls included',
-    defaultText: '2000',
-    fallback: () => 2000,
+    defaultText: String(DEFAULTS.requestTimeoutMs),
+    fallback: () => DEFAULTS.requestTimeoutMs,
     parse: integer(50, 600_000),
   },
   {
@@ -456,8 +457,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'hint-window-ms',
     arg: '<ms>',
     description: 'No hints for a replica down longer than this, and none delivered older than this (anti-entropy repairs the rest)',
-    defaultText: "10800000 (3 h, Cassandra's)",
-    fallback: () => 3 * 3600 * 1000,
+    defaultText: `${DEFAULTS.hintWindowMs} (3 h, Cassandra's)`,
+    fallback: () => DEFAULTS.hintWindowMs,
     parse: integer(1000, 30 * 24 * 3600 * 1000),
   },
   {
@@ -465,8 +466,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'max-hints-per-node',
     arg: '<n>',
     description: 'Hints kept for one replica at most; more are dropped and counted',
-    defaultText: '100000',
-    fallback: () => 100_000,
+    defaultText: String(DEFAULTS.maxHintsPerNode),
+    fallback: () => DEFAULTS.maxHintsPerNode,
     parse: integer(0, 100_000_000),
   },
   {
@@ -474,8 +475,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'hint-delivery-rate',
     arg: '<per-second>',
     description: 'Hints delivered per second to one replica that is back',
-    defaultText: '2000',
-    fallback: () => 2000,
+    defaultText: String(DEFAULTS.hintDeliveryRate),
+    fallback: () => DEFAULTS.hintDeliveryRate,
     parse: integer(1, 1_000_000),
   },
   {
@@ -483,8 +484,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'anti-entropy-interval-ms',
     arg: '<ms>',
     description: 'Pause between background anti-entropy passes over every shared range',
-    defaultText: '600000 (10 min)',
-    fallback: () => 600_000,
+    defaultText: `${DEFAULTS.antiEntropyIntervalMs} (10 min)`,
+    fallback: () => DEFAULTS.antiEntropyIntervalMs,
     parse: integer(100, 7 * 24 * 3600 * 1000),
   },
   {
@@ -492,8 +493,8 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'tombstone-grace-ms',
     arg: '<ms>',
     description: 'Age after which tombstones (and expired values) are purged; must exceed the longest time a replica can miss repair',
-    defaultText: "864000000 (10 days, Cassandra's gc_grace)",
-    fallback: () => 10 * 24 * 3600 * 1000,
+    defaultText: `${DEFAULTS.tombstoneGraceMs} (10 days, Cassandra's gc_grace)`,
+    fallback: () => DEFAULTS.tombstoneGraceMs,
     parse: integer(1000, 365 * 24 * 3600 * 1000),
   },
   {
@@ -501,17 +502,17 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'max-value-bytes',
     arg: '<bytes>',
     description: 'Largest value accepted (its JSON, in bytes)',
-    defaultText: '1048576 (1 MiB)',
-    fallback: () => 1024 * 1024,
-    parse: integer(1, 64 * 1024 * 1024),
+    defaultText: `${DEFAULTS.maxValueBytes} (1 MiB)`,
+    fallback: () => DEFAULTS.maxValueBytes,
+    parse: integer(LIMITS.minValueBytes, LIMITS.maxValueBytes),
   },
   {
     key: 'maxInflightRequests',
     flag: 'max-inflight-requests',
     arg: '<n>',
     description: 'Client requests coordinated at once; more get 503 overloaded',
-    defaultText: '1024',
-    fallback: () => 1024,
+    defaultText: String(DEFAULTS.maxInflightRequests),
+    fallback: () => DEFAULTS.maxInflightRequests,
     parse: integer(1, 1_000_000),
   },
   {
@@ -658,11 +659,11 @@ export function loadConfig(flags: Flags, env: Record<string, Raw>): ServeConfig 
   if (c.internodePort !== undefined && c.internodePort === c.port) {
     problems.push(`--internode-port (${envName('internode-port')}): must differ from --port (${c.port})`);
   }
-  if (c.tombstoneGraceMs !== undefined && c.hintWindowMs !== undefined && c.hintWindowMs >= c.tombstoneGraceMs) {
-    problems.push(
-      `--hint-window-ms (${envName('hint-window-ms')}): must be shorter than --tombstone-grace-ms (${c.tombstoneGraceMs}): ` +
-        'a hint older than the grace period could bring a purged delete back',
-    );
+  if (c.maxValueBytes !== undefined && c.hintWindowMs !== undefined && c.tombstoneGraceMs !== undefined) {
+    for (const p of checkLimits(c)) {
+      const flag = (SETTINGS.find((s) => s.key === p.setting) as Setting).flag;
+      problems.push(`--${flag} (${envName(flag)}): ${p.message}`);
+    }
   }
   problems.push(...tlsProblems(c));
   if (problems.length > 0) throw new ConfigError(problems);

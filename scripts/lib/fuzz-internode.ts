@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { OutBuffer, Reader } from '../../src/core/bytes';
+import { DEFAULTS, maxRequestFrameBytes } from '../../src/core/defaults';
 import { MESSAGE_SPECS, type Message, type MessageType, messageProblem } from '../../src/core/messages';
 import {
   decodeReplyBody,
@@ -79,8 +80,8 @@ export interface PeerOutcome {
 /** The id of the read a `serves` expectation sends: no other frame of the fuzzer uses it. */
 const PROBE_ID = 0x7fffffff;
 
-/** The largest frame a node takes after the handshake, with the default --max-value-bytes (maxRequestFrameBytes in src/cli/serve.ts). */
-const MAX_FRAME_BYTES = 2 ** 20 + 64 * 1024;
+/** The largest frame a node takes after the handshake, with the default --max-value-bytes. */
+const MAX_FRAME_BYTES = maxRequestFrameBytes(DEFAULTS.maxValueBytes);
 
 /** Case `index` of the run seeded `seed`, against a cluster of `nodeCount` nodes. */
 export function peerCase(seed: number, index: number, nodeCount: number): PeerCase {

@@ -42,13 +42,15 @@
 // The cluster domain is cluster.local (dnsmasq's zone): QUORUMKV_CLUSTER_DOMAIN says so, since this
 // machine's /etc/resolv.conf, unlike a pod's, has no `svc.<domain>` search entry to read it from. `timeScale` shrinks probe periods,
 // initial delays, back-off and the termination grace period (not probe timeouts) to make runs
-// faster; 1 is the manifest's timing.
+// faster; 1 is the manifest's timing. Below 1 it also shrinks the preStop drain's wait for the
+// endpoints to drop the pod (QUORUMKV_PRESTOP_WAIT_MS): here they drop it at once.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { TUNING } from '../../src/core/defaults';
 import { type DnsServer, startDnsmasq } from './dnsmasq';
 import { FakeKubeApi } from './kube-api';
 import { cliPath, repoRoot } from './local-cluster';
@@ -149,6 +151,8 @@ export class SimPod {
   halted = false;
   /** Its container exits at start (crashLoop()): kubelet's back-off, CrashLoopBackOff. */
   crashLooping = false;
+  /** Readiness probes that failed, over every container of the pod. */
+  readinessFailures = 0;
 
   constructor(
     readonly name: string,
@@ -564,6 +568,7 @@ export class StatefulSetSim {
     env.QUORUMKV_DNS_SERVER = this.dns?.address ?? '';
     env.QUORUMKV_CLUSTER_DOMAIN = 'cluster.local';
     if (this.mountToken && this.kubeApi) env.QUORUMKV_SERVICEACCOUNT_DIR = this.kubeApi.serviceAccountDir;
+    if ((this.opts.timeScale ?? 1) < 1) env.QUORUMKV_PRESTOP_WAIT_MS = String(this.scaled(TUNING.drainWaitMs / 1000));
     Object.assign(env, this.opts.env ?? {});
     Object.assign(env, this.templateEnvOf(pod.revision));
     return env;
@@ -681,6 +686,7 @@ export class StatefulSetSim {
           } else {
             ok = 0;
             fail++;
+            pod.readinessFailures++;
             if (pod.ready && fail >= readiness.failureThreshold) {
               pod.ready = false;
               this.event(`pod ${pod.name}: NotReady (${line})`);

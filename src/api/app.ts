@@ -4,7 +4,8 @@
 
 import type { RequestListener } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { liveness, readiness, startup } from '../core/health';
+import { isToken, MAX_TOKEN } from '../core/hash';
+import { liveness, readinessReply, startupReply } from '../core/health';
 import type { Logger } from '../core/log';
 import type { Metrics } from '../metrics';
 import { MoveRefused } from '../node/movement';
@@ -159,37 +160,12 @@ export function createHandler(opts: AppOptions): RequestListener {
     });
   });
   app.get('/health/startup', (_req, res) => {
-    const i = node.startupInput();
-    const verdict = startup(i);
-    res.status(verdict.ok ? 200 : 503).json({
-      ok: verdict.ok,
-      reason: verdict.reason,
-      storage_open: i.storageOpen,
-      serving: i.serving,
-      discovery_tried: i.discoveryTried,
-      ...(i.discoveryProblem !== undefined ? { discovery_problem: i.discoveryProblem } : {}),
-      known_members: i.knownMembers,
-      member_status: i.memberStatus,
-    });
+    const reply = startupReply(node.startupInput());
+    res.status(reply.ok ? 200 : 503).json(reply);
   });
   app.get('/health/ready', async (_req, res) => {
-    const i = await node.readinessInput(READINESS_DNS_BUDGET_MS);
-    const verdict = readiness(i);
-    res.status(verdict.ok ? 200 : 503).json({
-      ok: verdict.ok,
-      reason: verdict.reason,
-      rule: 'two-phase',
-      storage_open: i.storageOpen,
-      serving: i.serving,
-      draining: i.draining,
-      pods_existing: i.podsExisting ?? null,
-      expected_pods: i.expectedPods ?? null,
-      live_members: i.liveMembers,
-      quorum_members: i.quorumMembers,
-      member_status: i.memberStatus,
-      move_progress: i.moveProgress ?? null,
-      replication_factor: node.config.replicationFactor,
-    });
+    const reply = readinessReply(await node.readinessInput(READINESS_DNS_BUDGET_MS), node.config.replicationFactor);
+    res.status(reply.ok ? 200 : 503).json(reply);
   });
   // ---- admin: every route under /admin passes the one guard first (core/admin-access.ts) --------
   app.use(
@@ -213,8 +189,8 @@ export function createHandler(opts: AppOptions): RequestListener {
       const m = typeof rangeText === 'string' ? /^([0-9]{1,10}):([0-9]{1,10})$/.exec(rangeText) : null;
       const lo = Number(m?.[1]);
       const hi = Number(m?.[2]);
-      if (!m || lo >= 2 ** 32 || hi >= 2 ** 32)
-        throw new HttpError(400, 'invalid_body', 'range must be "<lo>:<hi>", tokens from 0 to 4294967295 (see /ring)');
+      if (!m || !isToken(lo) || !isToken(hi))
+        throw new HttpError(400, 'invalid_body', `range must be "<lo>:<hi>", tokens from 0 to ${MAX_TOKEN} (see /ring)`);
       range = { lo, hi };
     }
     const alreadyRunning = node.antiEntropy.progress.running;

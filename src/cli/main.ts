@@ -6,6 +6,7 @@ import https from 'node:https';
 import axios, { type AxiosResponse } from 'axios';
 import { Command, Option } from 'commander';
 import { ConfigError, envName, type Flags, loadConfig, parseTokenList, SETTINGS } from '../config';
+import { TUNING } from '../core/defaults';
 import { healthCheck, probeHeaders, probeTls } from './probe';
 import { count, ProgressPrinter, type ProgressView, RateWindow, renderProgress } from './progress';
 import { ago, percent, table } from './table';
@@ -162,7 +163,11 @@ function program(): Command {
   p.command('drain')
     .description('Before a pod stops (preStop): fail readiness so Services stop sending, then wait for that to take effect')
     .addOption(urlOption())
-    .addOption(new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .addOption(
+      new Option('--wait-ms <ms>', 'How long to wait after readiness fails, for endpoints to be updated')
+        .env('QUORUMKV_PRESTOP_WAIT_MS')
+        .default(String(TUNING.drainWaitMs)),
+    )
     .addOption(adminToken())
     .action(async (o: { url: string; waitMs: string; adminToken?: string }) => {
       process.exit(await drain(o.url, Number(o.waitMs), adminHeaders(o.adminToken)));
@@ -207,7 +212,11 @@ function program(): Command {
       "Kubernetes preStop: decommission when a scale-down removes this pod (its ordinal >= the StatefulSet's replicas), else drain",
     )
     .addOption(urlOption())
-    .addOption(new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated').default('5000'))
+    .addOption(
+      new Option('--wait-ms <ms>', 'Drain: how long to wait after readiness fails, for endpoints to be updated')
+        .env('QUORUMKV_PRESTOP_WAIT_MS')
+        .default(String(TUNING.drainWaitMs)),
+    )
     .addOption(new Option('--timeout-s <s>', 'Decommission: give up waiting after this long').default('3600'))
     .addOption(adminToken())
     .action(async (o: { url: string; waitMs: string; timeoutS: string; adminToken?: string }) => {

@@ -15,7 +15,7 @@
 // rather than kubelet killing the probe without one.
 
 import net from 'node:net';
-import { liveness, naiveReadiness, readiness, startup, type Verdict } from '../core/health';
+import { liveness, naiveReadiness, readiness, readinessInputOf, startup, startupInputOf, type Verdict } from '../core/health';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 /** Under the manifests' probe timeoutSeconds (3 s), with room for Node's own start (~0.1 s). */
@@ -73,28 +73,9 @@ export async function healthCheck(probe: string, o: ProbeOptions): Promise<Probe
 /** The rule from core applied to the node's reply (its fields in snake_case, as the routes send them). */
 function judge(probe: string, body: Record<string, unknown>, rule: string): Verdict {
   if (probe === 'liveness') return liveness({ eventLoopDelayMs: Number(body.event_loop_delay_ms) });
-  if (probe === 'startup') {
-    return startup({
-      storageOpen: body.storage_open === true,
-      serving: body.serving === true,
-      discoveryTried: body.discovery_tried === true,
-      ...(typeof body.discovery_problem === 'string' ? { discoveryProblem: body.discovery_problem } : {}),
-      knownMembers: Number(body.known_members),
-      ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
-    });
-  }
-  const input = {
-    storageOpen: body.storage_open === true,
-    serving: body.serving === true,
-    draining: body.draining === true,
-    podsExisting: typeof body.pods_existing === 'number' ? body.pods_existing : undefined,
-    expectedPods: typeof body.expected_pods === 'number' ? body.expected_pods : undefined,
-    liveMembers: Number(body.live_members),
-    quorumMembers: Number(body.quorum_members),
-    ...(typeof body.member_status === 'string' ? { memberStatus: body.member_status } : {}),
-    ...(typeof body.move_progress === 'number' ? { moveProgress: body.move_progress } : {}),
-  };
-  return rule === 'naive' ? naiveReadiness(input, Number(body.replication_factor)) : readiness(input);
+  if (probe === 'startup') return startup(startupInputOf(body));
+  const { input, replicationFactor } = readinessInputOf(body);
+  return rule === 'naive' ? naiveReadiness(input, replicationFactor) : readiness(input);
 }
 
 /**

@@ -13,6 +13,7 @@ import { refusePlaintext } from '../api/tls-port';
 import { TokenRegistry } from '../api/tokens';
 import { clientTls, internodeTls, redacted, type ServeConfig } from '../config';
 import { parseTokensFile } from '../core/client-access';
+import { maxRequestFrameBytes, TUNING } from '../core/defaults';
 import type { Logger } from '../core/log';
 import { type Discovery, DnsDiscovery, JoinDiscovery, StatefulSetDiscovery, StaticDiscovery } from '../discovery';
 import { createResolver } from '../discovery/resolver';
@@ -23,13 +24,9 @@ import { internodeAddress } from '../net/address';
 import { PeerServer } from '../net/peer-server';
 import { PeerTransport } from '../net/peer-transport';
 import { checkTlsMaterial, clientContext, readTlsMaterial, type TlsMaterial } from '../net/tls';
-import { MAX_BATCH_BYTES } from '../node/batches';
 import { Node, type RepairConfig } from '../node/node';
 import { SystemClock, systemRandom } from '../node/system';
 import { LmdbStore } from '../storage/lmdb-store';
-
-/** Member entries per gossip message: ~120 bytes each, so a message stays under ~30 KiB. */
-const MAX_GOSSIP_ENTRIES = 256;
 
 /** The peer-discovery provider the settings ask for. */
 export function discoveryFor(c: ServeConfig): Discovery {
@@ -57,26 +54,20 @@ export function discoveryFor(c: ServeConfig): Discovery {
 /** The liveness probe reports the worst event-loop delay over windows of this length. */
 const EVENT_LOOP_WINDOW_MS = 5_000;
 
-/** The repair settings: flags where an operator has a reason to choose, documented constants elsewhere. */
+/** The repair settings: flags where an operator has a reason to choose, the tuning table's values elsewhere. */
 export function repairConfig(c: ServeConfig): RepairConfig {
   return {
     readRepair: c.readRepair,
     sloppyQuorum: c.sloppyQuorum,
-    hints: { windowMs: c.hintWindowMs, maxPerTarget: c.maxHintsPerNode, deliveryRatePerSec: c.hintDeliveryRate, tickMs: 200 },
-    // a pass compares every shared range; 1 s between peers keeps a pass from being a burst
-    antiEntropy: { intervalMs: c.antiEntropyIntervalMs, peerPauseMs: 1000, maxRecordsPerPass: 200_000 },
+    hints: { windowMs: c.hintWindowMs, maxPerTarget: c.maxHintsPerNode, deliveryRatePerSec: c.hintDeliveryRate, tickMs: TUNING.hintTickMs },
+    antiEntropy: {
+      intervalMs: c.antiEntropyIntervalMs,
+      peerPauseMs: TUNING.antiEntropyPeerPauseMs,
+      maxRecordsPerPass: TUNING.antiEntropyMaxRecordsPerPass,
+    },
     tombstoneGraceMs: c.tombstoneGraceMs,
-    // 256 slices a second apart: the whole store every ~4 minutes, a slice at a time
-    compactionTickMs: 1000,
+    compactionTickMs: TUNING.compactionTickMs,
   };
-}
-
-/**
- * Largest internode request a peer may send: the largest value, or a batch of records (hints,
- * anti-entropy, streamed pages are cut at MAX_BATCH_BYTES), with room for the message around it.
- */
-export function maxRequestFrameBytes(maxValueBytes: number): number {
-  return Math.max(maxValueBytes, MAX_BATCH_BYTES) + 64 * 1024;
 }
 
 /**
@@ -229,7 +220,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
       discoveryIntervalMs: config.discoveryIntervalMs,
       discoveryMaxIntervalMs: config.discoveryMaxIntervalMs,
       expectedMembers: config.expectedReplicas,
-      maxGossipEntries: MAX_GOSSIP_ENTRIES,
+      maxGossipEntries: TUNING.maxGossipEntries,
       repair: repairConfig(config),
       // a node given one member's URL is joining that cluster: it never starts one of its own
       movement: { mustJoin: config.discovery === 'join' },

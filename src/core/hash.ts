@@ -6,7 +6,14 @@
 
 import murmurhash3js from 'murmurhash3js';
 
+/** Ring tokens are unsigned 32-bit integers: 0 .. MAX_TOKEN. */
 export const TOKEN_SPACE = 2 ** 32;
+export const MAX_TOKEN = TOKEN_SPACE - 1;
+
+/** A value that may stand for a ring token (messages and requests are checked with this). */
+export function isToken(t: unknown): t is number {
+  return Number.isInteger(t) && (t as number) >= 0 && (t as number) <= MAX_TOKEN;
+}
 
 const encoder = new TextEncoder();
 

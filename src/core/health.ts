@@ -126,3 +126,108 @@ export function naiveReadiness(i: ReadinessInput, replicationFactor: number): Ve
   if (peers >= replicationFactor - 1) return { ok: true, reason: `ready (naive rule): ${peers} live peers` };
   return { ok: false, reason: `not ready (naive rule): ${peers} live peers, need ${replicationFactor - 1}` };
 }
+
+// ---- the replies of /health/startup and /health/ready: written by the node, read by the probe ----
+
+/** A reply's body as JSON gives it: any field may be missing or of another type. */
+type Body = Record<string, unknown>;
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+
+/** GET /health/startup: the verdict and what it was made from, in the API's snake_case. */
+export interface StartupReply {
+  ok: boolean;
+  reason: string;
+  storage_open: boolean;
+  serving: boolean;
+  discovery_tried: boolean;
+  discovery_problem?: string;
+  known_members: number;
+  member_status?: string;
+}
+
+export function startupReply(i: StartupInput): StartupReply {
+  const v = startup(i);
+  return {
+    ok: v.ok,
+    reason: v.reason,
+    storage_open: i.storageOpen,
+    serving: i.serving,
+    discovery_tried: i.discoveryTried,
+    ...(i.discoveryProblem !== undefined ? { discovery_problem: i.discoveryProblem } : {}),
+    known_members: i.knownMembers,
+    ...(i.memberStatus !== undefined ? { member_status: i.memberStatus } : {}),
+  };
+}
+
+/** The inputs a StartupReply carries (a field of the wrong type reads as the failing value). */
+export function startupInputOf(body: Body): StartupInput {
+  const discoveryProblem = str(body.discovery_problem);
+  const memberStatus = str(body.member_status);
+  return {
+    storageOpen: body.storage_open === true,
+    serving: body.serving === true,
+    discoveryTried: body.discovery_tried === true,
+    ...(discoveryProblem !== undefined ? { discoveryProblem } : {}),
+    knownMembers: Number(body.known_members),
+    ...(memberStatus !== undefined ? { memberStatus } : {}),
+  };
+}
+
+/** GET /health/ready: the verdict of the two-phase rule and what it was made from. */
+export interface ReadinessReply {
+  ok: boolean;
+  reason: string;
+  rule: 'two-phase';
+  storage_open: boolean;
+  serving: boolean;
+  draining: boolean;
+  pods_existing: number | null;
+  expected_pods: number | null;
+  live_members: number;
+  quorum_members: number;
+  member_status?: string;
+  move_progress: number | null;
+  /** N: what the naive rule (naiveReadiness) needs besides the inputs. */
+  replication_factor: number;
+}
+
+export function readinessReply(i: ReadinessInput, replicationFactor: number): ReadinessReply {
+  const v = readiness(i);
+  return {
+    ok: v.ok,
+    reason: v.reason,
+    rule: 'two-phase',
+    storage_open: i.storageOpen,
+    serving: i.serving,
+    draining: i.draining,
+    pods_existing: i.podsExisting ?? null,
+    expected_pods: i.expectedPods ?? null,
+    live_members: i.liveMembers,
+    quorum_members: i.quorumMembers,
+    ...(i.memberStatus !== undefined ? { member_status: i.memberStatus } : {}),
+    move_progress: i.moveProgress ?? null,
+    replication_factor: replicationFactor,
+  };
+}
+
+/** The inputs a ReadinessReply carries, and its N (a field of the wrong type reads as the failing value). */
+export function readinessInputOf(body: Body): { input: ReadinessInput; replicationFactor: number } {
+  const memberStatus = str(body.member_status);
+  const moveProgress = num(body.move_progress);
+  return {
+    input: {
+      storageOpen: body.storage_open === true,
+      serving: body.serving === true,
+      draining: body.draining === true,
+      podsExisting: num(body.pods_existing),
+      expectedPods: num(body.expected_pods),
+      liveMembers: Number(body.live_members),
+      quorumMembers: Number(body.quorum_members),
+      ...(memberStatus !== undefined ? { memberStatus } : {}),
+      ...(moveProgress !== undefined ? { moveProgress } : {}),
+    },
+    replicationFactor: Number(body.replication_factor),
+  };
+}

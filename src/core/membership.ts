@@ -275,11 +275,11 @@ export class MemberTable {
    * Members remembered from disk at start-up: in the ring at once, heartbeat 0 so any gossip about
    * them is newer. Their failure clocks start now: one that never speaks is convicted in time.
    */
-  restore(entries: readonly (Omit<MemberEntry, 'heartbeat' | 'status'> & { status?: MemberStatus })[], nowMs: number): void {
+  restore(entries: readonly Omit<MemberEntry, 'heartbeat'>[], nowMs: number): void {
     for (const e of entries) {
       if (e.id === this.selfEntry.id || this.others.has(e.id)) continue;
       // a removal is final: remembered with the heartbeat that makes it so
-      const status = e.status ?? 'normal';
+      const { status } = e;
       this.others.set(e.id, {
         id: e.id,
         address: e.address,

@@ -10,6 +10,7 @@
 // same write have equal digests. Pure: callers scan their store and pass the records in.
 
 import murmurhash3js from 'murmurhash3js';
+import { TOKEN_SPACE } from './hash';
 import { formatVersion } from './hlc';
 import type { StoredRecord } from './record';
 
@@ -17,8 +18,6 @@ export const FANOUT = 16;
 export const MAX_LEVEL = 4;
 /** A differing node with at most this many keys (on either side) is settled key by key. */
 export const LEAF_KEYS = 8;
-
-const TOKEN_SPACE = 2 ** 32;
 
 /** A ring range (lo, hi]; lo === hi is the whole ring. */
 export interface TokenRange {

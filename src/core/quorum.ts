@@ -32,11 +32,6 @@ export function writeOutcome(acks: number, failures: number, total: number, w: n
   return 'pending';
 }
 
-/** A read from `total` replicas that needs `r` replies. Same rule as writes. */
-export function readOutcome(replies: number, failures: number, total: number, r: number): Outcome {
-  return writeOutcome(replies, failures, total, r);
-}
-
 export type Operation = 'read' | 'write';
 
 /** Per-request consistency as the client asked for it (raw query-string values). */

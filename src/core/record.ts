@@ -22,11 +22,6 @@ export function isExpired(r: StoredRecord, nowMs: number): boolean {
   return !r.deleted && r.expiresAt !== undefined && r.expiresAt <= nowMs;
 }
 
-/** What a reader sees: a live, unexpired value, or nothing. */
-export function isVisible(r: StoredRecord | undefined, nowMs: number): boolean {
-  return r !== undefined && !r.deleted && !isExpired(r, nowMs);
-}
-
 /**
  * A tombstone, or an expired value, older than the grace period can be purged: repair has had that
  * long to spread it to every replica (Cassandra's gc_grace_seconds). Purging earlier would let a

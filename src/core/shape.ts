@@ -4,6 +4,7 @@
 // type. Pure, and cheap enough for the hot path: a few typeof checks per field, no allocation when
 // the value is good.
 
+import { MAX_TOKEN } from './hash';
 import { isVersion } from './hlc';
 import { isStoredRecord } from './record';
 
@@ -25,7 +26,7 @@ export const integer =
       : `${path}: must be an integer from ${min} to ${max}`;
 
 /** A ring token: an unsigned 32-bit integer. */
-export const token: Shape = integer(0, 2 ** 32 - 1);
+export const token: Shape = integer(0, MAX_TOKEN);
 
 export const version: Shape = (v, path) => (isVersion(v) ? undefined : `${path}: must be a version {wallMs, counter, nodeId}`);
 

@@ -26,17 +26,15 @@ import type { MemberStatus } from './membership';
 export type LeftBy = 'decommission' | 'removenode';
 
 /** What a data directory records about the node it belongs to (the `node` meta). */
-export interface VolumeMeta {
+export type VolumeMeta = {
   id: string;
   generation: number;
-  /** Absent in directories from before statuses existed: those were normal members. */
-  status?: MemberStatus | 'undecided';
   memberSince?: number;
-  /** When it left (finished its decommission, or learned that it was removed). */
-  removedAtMs?: number;
-  /** How it left; absent in directories from before it was recorded: those were decommissioned. */
-  removedBy?: LeftBy;
-}
+} & (
+  | { status: Exclude<MemberStatus, 'removed'> | 'undecided' }
+  /** It left: when (its decommission finished, or it learned that it was removed) and how. */
+  | { status: 'removed'; removedAtMs: number; removedBy: LeftBy }
+);
 
 export type VolumeDecision =
   /** No meta: a new directory; the node looks at the cluster and starts one or joins it. */
@@ -44,7 +42,7 @@ export type VolumeDecision =
   /** A member's directory (or one that had not decided yet): the node carries on with its data. */
   | { kind: 'resume'; status: MemberStatus | 'undecided' }
   /** The directory of a member that left: clear it, then start as a fresh directory and join. */
-  | { kind: 'start-empty'; leftBy: LeftBy; removedAtMs: number | undefined; reason: string }
+  | { kind: 'start-empty'; leftBy: LeftBy; removedAtMs: number; reason: string }
   /** Not this node's directory: refuse to start, saying what to do. */
   | { kind: 'refuse'; reason: string };
 
@@ -59,8 +57,8 @@ export function volumeDecision(meta: VolumeMeta | undefined, id: string): Volume
     };
   }
   if (meta.status === 'removed') {
-    const leftBy = meta.removedBy ?? 'decommission';
-    const when = meta.removedAtMs === undefined ? '' : ` on ${new Date(meta.removedAtMs).toISOString()}`;
+    const leftBy = meta.removedBy;
+    const when = ` on ${new Date(meta.removedAtMs).toISOString()}`;
     const why =
       leftBy === 'decommission'
         ? 'its decommission finished, so every range it held was handed over to the members that took it'
@@ -75,5 +73,5 @@ export function volumeDecision(meta: VolumeMeta | undefined, id: string): Volume
         'clearing it and joining the cluster as a new member',
     };
   }
-  return { kind: 'resume', status: meta.status ?? 'normal' };
+  return { kind: 'resume', status: meta.status };
 }

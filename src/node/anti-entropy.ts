@@ -11,7 +11,7 @@
 // bounded (the rest waits for the next pass).
 
 import type { Clock } from '../core/clock';
-import { tokenOf } from '../core/hash';
+import { isToken, tokenOf } from '../core/hash';
 import { compareVersions, formatVersion, parseVersion } from '../core/hlc';
 import type { Logger } from '../core/log';
 import {
@@ -486,7 +486,6 @@ function xorHashes(hashes: readonly string[]): string {
 }
 
 function checkRange(r: { lo: unknown; hi: unknown }): TokenRange {
-  const ok = (t: unknown) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < 2 ** 32;
-  if (!ok(r.lo) || !ok(r.hi)) throw new BadMessageError('a range needs lo and hi tokens (0 .. 2^32-1)');
+  if (!isToken(r.lo) || !isToken(r.hi)) throw new BadMessageError('a range needs lo and hi tokens (0 .. 2^32-1)');
   return { lo: r.lo as number, hi: r.hi as number };
 }

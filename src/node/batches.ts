@@ -2,11 +2,12 @@
 // only in count: a peer refuses an internal body larger than the biggest value plus 64 KiB, so a
 // batch of many large values would be refused every time it was retried. One record always fits.
 
+import { LIMITS } from '../core/defaults';
 import { utf8ByteLength } from '../core/hash';
 import type { StoredRecord } from '../core/record';
 
 /** Bytes of records per internal message, at most (a single larger record goes alone). */
-export const MAX_BATCH_BYTES = 512 * 1024;
+export const MAX_BATCH_BYTES = LIMITS.maxBatchBytes;
 
 /** What a record costs on the wire as JSON, in UTF-8 bytes, with room for the array around it. */
 export function recordBytes(key: string, record: StoredRecord): number {

@@ -8,6 +8,7 @@
 // tombstones elsewhere were purged. Only while no move is under way: `owns` says when it knows.
 
 import type { Clock } from '../core/clock';
+import { TOKEN_SPACE } from '../core/hash';
 import type { Logger } from '../core/log';
 import { isPurgeable } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
@@ -16,7 +17,7 @@ import { Loop } from './loop';
 
 /** The ring is walked in this many slices: one per tick. */
 export const COMPACTION_SLICES = 256;
-const SLICE_WIDTH = 2 ** 32 / COMPACTION_SLICES;
+const SLICE_WIDTH = TOKEN_SPACE / COMPACTION_SLICES;
 
 export interface CompactionConfig {
   tombstoneGraceMs: number;
@@ -63,8 +64,8 @@ export class Compaction {
   async purgeSlice(slice: number): Promise<number> {
     const { store, clock } = this.deps;
     const now = clock.nowMs();
-    const lo = (slice * SLICE_WIDTH - 1 + 2 ** 32) % 2 ** 32;
-    const hi = ((slice + 1) * SLICE_WIDTH - 1) % 2 ** 32;
+    const lo = (slice * SLICE_WIDTH - 1 + TOKEN_SPACE) % TOKEN_SPACE;
+    const hi = ((slice + 1) * SLICE_WIDTH - 1) % TOKEN_SPACE;
     const owns = this.deps.owns;
     const doomed: Array<{ key: string; kind: string }> = [];
     for (const [key, r] of store.range(lo, hi)) {

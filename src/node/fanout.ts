@@ -4,10 +4,19 @@
 
 import type { Clock } from '../core/clock';
 import { type Outcome, writeOutcome } from '../core/quorum';
-import { TransportError } from '../net/transport';
+import { TransportError, type TransportFailure } from '../net/transport';
+
+/**
+ * Why a replica did not count: a transport failure (net/transport.ts), `down` (the failure detector
+ * had convicted it: not asked), `error` (the call threw something else), `no_replica` (the ring has
+ * fewer members than the replicas required). The metric label; `reason` says it for a person.
+ */
+export type ReplicaFailureKind = TransportFailure | 'down' | 'error' | 'no_replica';
 
 export interface ReplicaFailure {
   replica: string;
+  kind: ReplicaFailureKind;
+  /** `<kind>: <details>`, as a 503 reports it. */
   reason: string;
 }
 
@@ -21,10 +30,10 @@ export interface Gathered<T> {
   settled: Promise<{ replies: Array<{ replica: string; value: T }>; failures: ReplicaFailure[] }>;
 }
 
-export function describeFailure(err: unknown): string {
-  if (err instanceof TransportError) return `${err.kind}: ${err.message}`;
-  if (err instanceof Error) return `error: ${err.message}`;
-  return `error: ${String(err)}`;
+/** A failed call to `replica` as a ReplicaFailure. */
+export function replicaFailure(replica: string, err: unknown): ReplicaFailure {
+  if (err instanceof TransportError) return { replica, kind: err.kind, reason: `${err.kind}: ${err.message}` };
+  return { replica, kind: 'error', reason: `error: ${err instanceof Error ? err.message : String(err)}` };
 }
 
 export interface GatherOptions {
@@ -83,7 +92,7 @@ export function gather<T>(
       const late: ReplicaFailure[] = [];
       for (let i = 0; i < started; i++) {
         const r = replicas[i] as string;
-        if (!done.has(r)) late.push({ replica: r, reason: `timeout: no reply within ${timeoutMs} ms` });
+        if (!done.has(r)) late.push({ replica: r, kind: 'timeout', reason: `timeout: no reply within ${timeoutMs} ms` });
       }
       if (!decided) decide(writeOutcome(acked, failed, countedTotal, need) === 'ok' ? 'ok' : 'failed', late);
       failures.push(...late);
@@ -116,7 +125,7 @@ export function gather<T>(
         (err: unknown) => {
           if (done.has(replica)) return;
           done.add(replica);
-          failures.push({ replica, reason: describeFailure(err) });
+          failures.push(replicaFailure(replica, err));
           if (counts(replica)) failed++;
           // a replica in reserve takes the failed one's place
           if (!decided && started < replicas.length) ask(replicas[started] as string);

@@ -3,6 +3,7 @@
 // the peer-discovery loop that finds the first peers. Cassandra's Gossiper, on injected parts.
 
 import type { Clock, TimerId } from '../core/clock';
+import { TUNING } from '../core/defaults';
 import type { Logger } from '../core/log';
 import {
   isMemberEntry,
@@ -49,7 +50,7 @@ export interface MembershipDeps {
 }
 
 /** What the member table persists: enough to rebuild the ring at start-up. */
-export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation'> & { status?: MemberStatus };
+export type StoredMember = Pick<MemberEntry, 'id' | 'address' | 'generation' | 'status'>;
 
 export interface DiscoveryStatus {
   provider: string;
@@ -113,7 +114,7 @@ export class Membership {
     this.announced = announced;
     const opts: MembershipOptions = {
       convictThreshold: config.phiConvictThreshold,
-      windowSize: 1000,
+      windowSize: TUNING.phiWindowSize,
       initialIntervalMs: 2 * config.gossipIntervalMs,
       maxIntervalMs: 4 * Math.max(config.gossipIntervalMs, config.heartbeatIntervalMs),
     };

@@ -22,7 +22,8 @@
 // it starts a new cluster (status normal at once: there is no data yet).
 
 import { type Clock, sleep } from '../core/clock';
-import { tokenOf } from '../core/hash';
+import { TUNING } from '../core/defaults';
+import { isToken, tokenOf } from '../core/hash';
 import type { Logger } from '../core/log';
 import type { MemberEntry } from '../core/membership';
 import type { Message, ReplyOf, StreamCursor, StreamRangeMessage } from '../core/messages';
@@ -34,8 +35,6 @@ import type { Store } from '../storage/store';
 import { byteBatches, recordBytes } from './batches';
 import { BadMessageError } from './errors';
 import type { Membership } from './membership';
-
-export const MAX_TOKEN = 2 ** 32 - 1;
 
 export interface MovementConfig {
   requestTimeoutMs: number;
@@ -474,7 +473,7 @@ export class Movement {
       // a decommission that collided with another: no use confirming, it steps back (backOff)
       if (this.rival(plan)) return;
       this.progress.waitingFor = `members to confirm the ring change: ${pending.join(', ') || 'placement changed meanwhile'}`;
-      if (clock.nowMs() - lastLog >= 10_000) {
+      if (clock.nowMs() - lastLog >= TUNING.moveWaitLogMs) {
         lastLog = clock.nowMs();
         log.warn(
           { kind: plan.kind, waitingFor: pending },
@@ -690,8 +689,7 @@ export class Movement {
 
   /** One page of a range, in ring order, ending at a token boundary (the cursor is a token). */
   onStreamRange(msg: StreamRangeMessage): ReplyOf<StreamRangeMessage> {
-    const ok = (t: unknown) => Number.isInteger(t) && (t as number) >= 0 && (t as number) <= MAX_TOKEN;
-    if (!ok(msg.lo) || !ok(msg.hi) || (msg.after !== undefined && !ok(msg.after))) {
+    if (!isToken(msg.lo) || !isToken(msg.hi) || (msg.after !== undefined && !isToken(msg.after))) {
       throw new BadMessageError('stream-range needs lo, hi (and after) tokens from 0 to 2^32-1');
     }
     const maxRecords = Math.max(1, Math.min(Number(msg.maxRecords) || 1, 10_000));

@@ -7,6 +7,7 @@
 // its ring at once.
 
 import type { Clock } from '../core/clock';
+import { LIMITS, TUNING } from '../core/defaults';
 import type { ReadinessInput, StartupInput } from '../core/health';
 import { compareVersions, Hlc, type Version } from '../core/hlc';
 import { LatencyWindow } from '../core/latency';
@@ -50,7 +51,7 @@ function newestOf(versions: readonly Version[]): Version | undefined {
 }
 
 /** Records in one write-batch message at most (hint delivery and anti-entropy send fewer). */
-const MAX_BATCH_RECORDS = 10_000;
+const MAX_BATCH_RECORDS = LIMITS.maxBatchRecords;
 
 export interface RepairConfig {
   /** Repair stale replicas met by a read (those that answered before the reply: blocking). */
@@ -161,15 +162,15 @@ async function clearStore(store: Store): Promise<{ records: number; hints: numbe
   return { records, hints };
 }
 
-/** Defaults for streaming: pages of 2,000 records or 512 KiB (what a peer takes in one message), four ranges at once. */
+/** Defaults for streaming (core/defaults.ts): pages of at most what a peer takes in one message. */
 const MOVEMENT_DEFAULTS = {
-  pageRecords: 2000,
+  pageRecords: TUNING.movePageRecords,
   pageBytes: MAX_BATCH_BYTES,
-  concurrentRanges: 4,
-  retryMs: 500,
-  formationGraceMs: 30_000,
+  concurrentRanges: TUNING.moveConcurrentRanges,
+  retryMs: TUNING.moveRetryMs,
+  formationGraceMs: TUNING.formationGraceMs,
   mustJoin: false,
-  moveWaitMs: 300_000,
+  moveWaitMs: TUNING.moveWaitMs,
 } as const;
 
 export class Node {
@@ -211,7 +212,7 @@ export class Node {
     this.startedAtMs = deps.clock.nowMs();
     this.hlc = new Hlc(config.id);
     const decided = meta.status !== 'undecided';
-    const status: MemberStatus = meta.status === undefined || meta.status === 'undecided' ? 'normal' : meta.status;
+    const status: MemberStatus = meta.status === 'undecided' ? 'normal' : meta.status;
     const self: MemberEntry = { id: config.id, address: config.address, generation, heartbeat: 0, status };
     this.membership = new Membership(self, knownMembers, config, deps, decided);
     this.membership.events = { selfRemoved: (e) => this.onSelfRemoved(e) };
@@ -293,19 +294,20 @@ export class Node {
     const previous = deps.store.getMeta<NodeMeta>('node');
     const generation = Math.max(deps.clock.nowMs(), (previous?.generation ?? 0) + 1);
     // a fresh directory (no meta, or one that never got to decide) looks at the cluster first
-    const status: NodeMeta['status'] = meta === undefined ? 'undecided' : (meta.status ?? 'normal');
-    const next: NodeMeta = meta === undefined ? { id: config.id, generation, status } : { ...meta, id: config.id, generation, status };
+    const next: NodeMeta = meta === undefined ? { id: config.id, generation, status: 'undecided' } : { ...meta, id: config.id, generation };
     await deps.store.putMeta('node', next);
     const known = meta === undefined ? [] : (deps.store.getMeta<StoredMember[]>('members') ?? []);
     return new Node(config, deps, generation, known, next);
   }
 
   private async saveStatus(status: MemberStatus, extra: { memberSince?: number } = {}): Promise<void> {
+    const { id, generation } = this.meta;
+    const memberSince = extra.memberSince ?? this.meta.memberSince;
     this.meta = {
-      ...this.meta,
-      status,
-      ...(extra.memberSince !== undefined ? { memberSince: extra.memberSince } : {}),
-      ...(status === 'removed' ? { removedAtMs: this.deps.clock.nowMs(), removedBy: 'decommission' as const } : {}),
+      id,
+      generation,
+      ...(memberSince !== undefined ? { memberSince } : {}),
+      ...(status === 'removed' ? { status, removedAtMs: this.deps.clock.nowMs(), removedBy: 'decommission' } : { status }),
     };
     await this.deps.store.putMeta('node', this.meta);
   }
@@ -637,7 +639,7 @@ export class Node {
     const ask: string[] = [];
     const down: ReplicaFailure[] = [];
     for (const id of replicas) {
-      if (this.membership.liveness(id) === 'down') down.push({ replica: id, reason: `down: ${this.whyDown(id)}` });
+      if (this.membership.liveness(id) === 'down') down.push({ replica: id, kind: 'down', reason: `down: ${this.whyDown(id)}` });
       else ask.push(id);
     }
     return { ask, down };
@@ -858,7 +860,7 @@ export class Node {
   }
 
   private countFailures(op: 'read' | 'write', failures: ReplicaFailure[]): void {
-    for (const f of failures) this.replicaFailures?.inc({ op, reason: f.reason.split(':')[0] ?? 'error' });
+    for (const f of failures) this.replicaFailures?.inc({ op, reason: f.kind });
   }
 
   /** What /health and the CLI report about this node. */
@@ -889,5 +891,12 @@ export class Node {
  */
 function withMissing(failures: ReplicaFailure[], replicas: string[], required: number): ReplicaFailure[] {
   if (replicas.length >= required) return failures;
-  return [...failures, { replica: '(none)', reason: `only ${replicas.length} member(s) in the ring; ${required} replica(s) required` }];
+  return [
+    ...failures,
+    {
+      replica: '(none)',
+      kind: 'no_replica',
+      reason: `no_replica: only ${replicas.length} member(s) in the ring; ${required} replica(s) required`,
+    },
+  ];
 }

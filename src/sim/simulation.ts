@@ -2,6 +2,7 @@
 // clock, network and disk injected. One seed fixes everything (latencies, drops, faults, the
 // workload), so a run replays exactly, trace and all.
 
+import { DEFAULTS, SIM_SCALED, TUNING } from '../core/defaults';
 import type { Logger } from '../core/log';
 import { quorumOf } from '../core/quorum';
 import { type Random, randomInt, SeededRandom } from '../core/random';
@@ -11,7 +12,6 @@ import type { Candidates, Discovery } from '../discovery/discovery';
 import { QuorumError, UnavailableError } from '../node/errors';
 import { Node, type NodeConfig } from '../node/node';
 import {
-  type CheckerName,
   checkNoLostWrites,
   checkNoResurrection,
   checkNothingInvented,
@@ -141,20 +141,21 @@ export class Simulation {
       clients: 4,
       opsPerClient: 200,
       keys: 32,
-      requestTimeoutMs: 1000,
-      gossipIntervalMs: 1000,
-      phiConvictThreshold: 8,
+      // the production values (core/defaults.ts), but for the ones SIM_SCALED names
+      requestTimeoutMs: DEFAULTS.requestTimeoutMs,
+      gossipIntervalMs: DEFAULTS.gossipIntervalMs,
+      phiConvictThreshold: DEFAULTS.phiConvictThreshold,
       discovery: 'dns',
-      discoveryMaxIntervalMs: 10_000,
+      discoveryMaxIntervalMs: DEFAULTS.discoveryMaxIntervalMs,
       readRepair: true,
       sloppyQuorum: false,
-      antiEntropyIntervalMs: 2000,
-      tombstoneGraceMs: 24 * 3600 * 1000,
-      maxHintsPerNode: 100_000,
-      compactionTickMs: 1000,
+      antiEntropyIntervalMs: SIM_SCALED.antiEntropyIntervalMs,
+      tombstoneGraceMs: DEFAULTS.tombstoneGraceMs,
+      maxHintsPerNode: DEFAULTS.maxHintsPerNode,
+      compactionTickMs: TUNING.compactionTickMs,
       members: 'new',
       scenario: 'steady',
-      moveWaitMs: 300_000,
+      moveWaitMs: TUNING.moveWaitMs,
       latency: { minMs: 0.2, meanExtraMs: 1.5 },
       maxSkewMs: 300,
       trace: false,
@@ -365,22 +366,31 @@ export class Simulation {
       replicationFactor: this.opts.n,
       readQuorum: quorumOf(this.opts.n),
       writeQuorum: quorumOf(this.opts.n),
-      vnodes: 64,
+      vnodes: DEFAULTS.vnodes,
       requestTimeoutMs: this.opts.requestTimeoutMs,
+      // one heartbeat a gossip round, as in production (DEFAULTS has both at 1 s)
       heartbeatIntervalMs: this.opts.gossipIntervalMs,
       gossipIntervalMs: this.opts.gossipIntervalMs,
       phiConvictThreshold: this.opts.phiConvictThreshold,
-      discoveryIntervalMs: 200,
+      discoveryIntervalMs: DEFAULTS.discoveryIntervalMs,
       discoveryMaxIntervalMs: this.opts.discoveryMaxIntervalMs,
       expectedMembers: this.opts.nodes,
-      maxGossipEntries: 256,
+      maxGossipEntries: TUNING.maxGossipEntries,
       movement: { moveWaitMs: this.opts.moveWaitMs },
       repair: {
         readRepair: this.opts.readRepair,
         sloppyQuorum: this.opts.sloppyQuorum,
-        hints: { windowMs: 3 * 3600 * 1000, maxPerTarget: this.opts.maxHintsPerNode, deliveryRatePerSec: 5000, tickMs: 100 },
-        // fast passes: the quiet period after healing must be long enough for repair to finish
-        antiEntropy: { intervalMs: this.opts.antiEntropyIntervalMs, peerPauseMs: 0, maxRecordsPerPass: 100_000 },
+        hints: {
+          windowMs: DEFAULTS.hintWindowMs,
+          maxPerTarget: this.opts.maxHintsPerNode,
+          deliveryRatePerSec: DEFAULTS.hintDeliveryRate,
+          tickMs: TUNING.hintTickMs,
+        },
+        antiEntropy: {
+          intervalMs: this.opts.antiEntropyIntervalMs,
+          peerPauseMs: SIM_SCALED.antiEntropyPeerPauseMs,
+          maxRecordsPerPass: TUNING.antiEntropyMaxRecordsPerPass,
+        },
         tombstoneGraceMs: this.opts.tombstoneGraceMs,
         compactionTickMs: this.opts.compactionTickMs,
       },
@@ -821,10 +831,4 @@ export async function runSeed(options: SimOptions): Promise<RunResult> {
     events: sim.scheduler.eventsRun,
     trace: sim.traceLines,
   };
-}
-
-export function violationSummary(violations: readonly Violation[]): Record<CheckerName, number> {
-  const out: Record<string, number> = {};
-  for (const v of violations) out[v.checker] = (out[v.checker] ?? 0) + 1;
-  return out as Record<CheckerName, number>;
 }

@@ -2,9 +2,9 @@
 // lazily, and the token-range arithmetic every Store shares.
 
 import assert from '../core/assert';
-import { tokenOf } from '../core/hash';
+import { isToken, MAX_TOKEN, tokenOf } from '../core/hash';
 
-export const MAX_TOKEN = 2 ** 32 - 1;
+export { MAX_TOKEN };
 
 /** The inclusive token intervals that make up the ring range (fromToken, toToken], in ring order. */
 export function ringSegments(fromToken: number, toToken: number): Array<readonly [number, number]> {
@@ -15,10 +15,6 @@ export function ringSegments(fromToken: number, toToken: number): Array<readonly
   if (fromToken < MAX_TOKEN) out.push([fromToken + 1, MAX_TOKEN]);
   out.push([0, toToken]);
   return out;
-}
-
-function isToken(t: number): boolean {
-  return Number.isInteger(t) && t >= 0 && t <= MAX_TOKEN;
 }
 
 /**

@@ -449,7 +449,7 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
     }
     // Drain (a restart): the drain command's default wait for endpoints, then in-flight requests.
     const help = spawnSync(process.execPath, [cli, 'drain', '--help'], { encoding: 'utf8', timeout: 15_000 }).stdout;
-    const waitMs = Number(/--wait-ms <ms>[\s\S]*?\(default: "?(\d+)"?\)/.exec(help)?.[1]);
+    const waitMs = Number(/--wait-ms <ms>[\s\S]*?\(default: "?(\d+)"?[,)]/.exec(help)?.[1]);
     expect(waitMs).toBe(5000);
     const requestTimeoutMs = loadConfig({}, podEnv()).requestTimeoutMs;
     expect(waitMs + requestTimeoutMs).toBeLessThan(container.livenessProbe.terminationGracePeriodSeconds * 1000);
@@ -457,8 +457,6 @@ describe('k8s/ agrees with the code, the CLI and the image', () => {
 
   test('every QUORUMKV_* variable is a setting of quorumkv serve, and each ConfigMap value parses', () => {
     const byEnv = new Map(SETTINGS.map((s) => [envName(s.flag), s]));
-    // QUORUMKV_ADMIN_TOKEN is read by the admin-token work, merged separately: drop it from this
-    // list once src/config.ts has the setting.
     const names = [...Object.keys(configMap.data), ...container.env.map((e: K8sObject) => e.name)].filter((n) => n.startsWith('QUORUMKV_'));
     expect(names.filter((n) => !byEnv.has(n))).toEqual([]);
     for (const [name, value] of Object.entries(configMap.data as Record<string, unknown>)) {

@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { ConfigError, envName, loadConfig, redacted, SETTINGS } from '../../src/config';
+import { checkLimits, DEFAULTS, LIMITS, maxRecordBytes, maxRequestFrameBytes } from '../../src/core/defaults';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -161,5 +163,34 @@ describe('serve configuration', () => {
       expect(envName(s.flag)).toMatch(/^QUORUMKV_[A-Z_]+$/);
       expect(s.defaultText.length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('the limits, checked against each other when the config loads (core/defaults.ts)', () => {
+  test('at every --max-value-bytes a node accepts, a full batch and the largest record fit in what a peer accepts', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: LIMITS.minValueBytes, max: LIMITS.maxValueBytes }), (maxValueBytes) => {
+        expect(checkLimits({ maxValueBytes, hintWindowMs: DEFAULTS.hintWindowMs, tombstoneGraceMs: DEFAULTS.tombstoneGraceMs })).toEqual(
+          [],
+        );
+        const frame = maxRequestFrameBytes(maxValueBytes);
+        expect(LIMITS.maxBatchBytes + LIMITS.internalMessageOverheadBytes).toBeLessThanOrEqual(frame);
+        expect(maxRecordBytes(maxValueBytes)).toBeLessThanOrEqual(frame);
+      }),
+    );
+    // the smallest and the largest load
+    for (const v of [LIMITS.minValueBytes, LIMITS.maxValueBytes])
+      expect(loadConfig({ nodeId: 'n1', maxValueBytes: String(v) }, {}).maxValueBytes).toBe(v);
+  });
+
+  test('a hint window not shorter than the tombstone grace is refused, naming the flag and why', () => {
+    expect(problems(() => loadConfig({ nodeId: 'n1', hintWindowMs: '86400000', tombstoneGraceMs: '86400000' }, {}))).toEqual([
+      '--hint-window-ms (QUORUMKV_HINT_WINDOW_MS): must be shorter than --tombstone-grace-ms (86400000): a hint older than the grace period could bring a purged delete back',
+    ]);
+  });
+
+  test('the defaults of the settings are the table the simulator reads too', () => {
+    const c = loadConfig({ nodeId: 'n1' }, {});
+    for (const [key, value] of Object.entries(DEFAULTS)) expect({ key, value: c[key as keyof typeof c] }).toEqual({ key, value });
   });
 });

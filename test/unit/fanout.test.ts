@@ -47,8 +47,8 @@ describe('gather (coordinator fan-out)', () => {
     const result = await g;
     expect(result.outcome).toBe('failed');
     expect(result.failures).toEqual([
-      { replica: 'a', reason: 'refused: a: ECONNREFUSED' },
-      { replica: 'b', reason: 'refused: b: ECONNREFUSED' },
+      { replica: 'a', kind: 'refused', reason: 'refused: a: ECONNREFUSED' },
+      { replica: 'b', kind: 'refused', reason: 'refused: b: ECONNREFUSED' },
     ]);
     expect(clock.pending()).toBe(1); // the deadline still bounds c
     await clock.advance(1000);
@@ -66,8 +66,8 @@ describe('gather (coordinator fan-out)', () => {
     await clock.advance(1);
     expect(result?.outcome).toBe('failed');
     expect(result?.failures).toEqual([
-      { replica: 'b', reason: 'timeout: no reply within 1000 ms' },
-      { replica: 'c', reason: 'timeout: no reply within 1000 ms' },
+      { replica: 'b', kind: 'timeout', reason: 'timeout: no reply within 1000 ms' },
+      { replica: 'c', kind: 'timeout', reason: 'timeout: no reply within 1000 ms' },
     ]);
   });
 
@@ -136,7 +136,7 @@ describe('gather (coordinator fan-out)', () => {
     await flushMicrotasks();
     expect(result?.outcome).toBe('ok');
     expect(result?.replies.map((r) => r.replica)).toEqual(['a', 'c']);
-    expect(result?.failures).toEqual([{ replica: 'b', reason: 'refused: b: ECONNREFUSED' }]);
+    expect(result?.failures).toEqual([{ replica: 'b', kind: 'refused', reason: 'refused: b: ECONNREFUSED' }]);
   });
 
   test('a replica slower than the speculation delay gets a stand-in, asked once; the first R replies win', async () => {

@@ -1,4 +1,15 @@
-import { liveness, naiveReadiness, type ReadinessInput, readiness, startup } from '../../src/core/health';
+import fc from 'fast-check';
+import {
+  liveness,
+  naiveReadiness,
+  type ReadinessInput,
+  readiness,
+  readinessInputOf,
+  readinessReply,
+  startup,
+  startupInputOf,
+  startupReply,
+} from '../../src/core/health';
 
 const base: ReadinessInput = {
   storageOpen: true,
@@ -67,5 +78,56 @@ describe('startup and liveness', () => {
   test('liveness fails only on a stalled event loop', () => {
     expect(liveness({ eventLoopDelayMs: 40 }).ok).toBe(true);
     expect(liveness({ eventLoopDelayMs: 6000 })).toEqual({ ok: false, reason: 'event loop stalled: 6000 ms delay (limit 5000 ms)' });
+  });
+});
+
+describe('the /health/startup and /health/ready replies, written by the node and read by the probe', () => {
+  const status = fc.option(fc.constantFrom('undecided', 'joining', 'normal', 'leaving', 'removed'), { nil: undefined });
+  const count = fc.integer({ min: 0, max: 9 });
+  const readinessInput = fc.record({
+    storageOpen: fc.boolean(),
+    serving: fc.boolean(),
+    draining: fc.boolean(),
+    podsExisting: fc.option(count, { nil: undefined }),
+    expectedPods: fc.option(count, { nil: undefined }),
+    liveMembers: count,
+    quorumMembers: count,
+    memberStatus: status,
+    moveProgress: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+  });
+
+  test('a readiness reply, through JSON, gives the probe the inputs and verdict the node had, under either rule', () => {
+    fc.assert(
+      fc.property(readinessInput, fc.integer({ min: 1, max: 5 }), (input, n) => {
+        const reply = readinessReply(input, n);
+        const { input: read, replicationFactor } = readinessInputOf(JSON.parse(JSON.stringify(reply)));
+        expect(readiness(read)).toEqual({ ok: reply.ok, reason: reply.reason });
+        expect(naiveReadiness(read, replicationFactor)).toEqual(naiveReadiness(input, n));
+      }),
+    );
+  });
+
+  test('a startup reply, through JSON, gives the probe the verdict the node had', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          storageOpen: fc.boolean(),
+          serving: fc.boolean(),
+          discoveryTried: fc.boolean(),
+          discoveryProblem: fc.option(fc.string(), { nil: undefined }),
+          knownMembers: count,
+          memberStatus: status,
+        }),
+        (input) => {
+          const reply = startupReply(input);
+          expect(startup(startupInputOf(JSON.parse(JSON.stringify(reply))))).toEqual({ ok: reply.ok, reason: reply.reason });
+        },
+      ),
+    );
+  });
+
+  test('a reply with fields of the wrong type reads as not ready, not as ready', () => {
+    const { input } = readinessInputOf({ storage_open: 'true', serving: 1, live_members: 'three', quorum_members: 2 });
+    expect(readiness(input).ok).toBe(false);
   });
 });

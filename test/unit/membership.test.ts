@@ -103,7 +103,7 @@ describe('member table', () => {
 
   test('members restored from disk are in the table at once, and convicted if they never speak', () => {
     const t = new MemberTable(entry('a', 9), opts);
-    t.restore([{ id: 'b', address: 'b:1', generation: 3 }], 1000);
+    t.restore([{ id: 'b', address: 'b:1', generation: 3, status: 'normal' }], 1000);
     expect(t.ids()).toEqual(['a', 'b']);
     expect(t.get('b')?.heartbeat).toBe(0);
     expect(t.liveness('b', 1000 + 1000)).toBe('alive');

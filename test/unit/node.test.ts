@@ -140,7 +140,9 @@ describe('node protocol on in-memory parts', () => {
     await clock.advance(1);
     await all;
     expect(failure).toBeInstanceOf(QuorumError);
-    expect((failure as QuorumError).details.failures).toEqual([{ replica: 'n3', reason: 'timeout: no reply within 1000 ms' }]);
+    expect((failure as QuorumError).details.failures).toEqual([
+      { replica: 'n3', kind: 'timeout', reason: 'timeout: no reply within 1000 ms' },
+    ]);
   });
 
   test('a restarted node keeps its members and takes a higher generation', async () => {

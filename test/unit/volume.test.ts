@@ -2,7 +2,7 @@
 
 import { type VolumeMeta, volumeDecision } from '../../src/core/volume';
 
-const meta = (m: Partial<VolumeMeta>): VolumeMeta => ({ id: 'quorumkv-3', generation: 100, ...m });
+const meta = (m: Partial<VolumeMeta>): VolumeMeta => ({ id: 'quorumkv-3', generation: 100, ...m }) as VolumeMeta;
 
 describe('the data directory a node finds at start', () => {
   test('none: a fresh directory', () => {
@@ -15,10 +15,6 @@ describe('the data directory a node finds at start', () => {
       expect(volumeDecision(meta({ status }), 'quorumkv-3')).toEqual({ kind: 'resume', status });
     },
   );
-
-  test('a directory from before statuses were recorded was a normal member', () => {
-    expect(volumeDecision(meta({}), 'quorumkv-3')).toEqual({ kind: 'resume', status: 'normal' });
-  });
 
   test('a member whose decommission finished starts empty, and the reason says when it left and why that is safe', () => {
     const removedAtMs = Date.UTC(2026, 11, 2, 6, 30);
@@ -36,17 +32,9 @@ describe('the data directory a node finds at start', () => {
     expect(d.kind === 'start-empty' && d.reason).toMatch(/rebuilt its ranges from the other replicas/);
   });
 
-  test('a removed directory from before the way it left was recorded was decommissioned', () => {
-    expect(volumeDecision(meta({ status: 'removed' }), 'quorumkv-3')).toMatchObject({
-      kind: 'start-empty',
-      leftBy: 'decommission',
-      removedAtMs: undefined,
-    });
-  });
-
   test('the directory of another node id is refused, whatever its status', () => {
     for (const status of ['normal', 'removed'] as const) {
-      const d = volumeDecision(meta({ id: 'quorumkv-1', status }), 'quorumkv-3');
+      const d = volumeDecision(meta({ id: 'quorumkv-1', status, removedAtMs: 5, removedBy: 'decommission' }), 'quorumkv-3');
       expect(d).toEqual({ kind: 'refuse', reason: expect.stringMatching(/belongs to node "quorumkv-1", not "quorumkv-3"/) });
     }
   });
