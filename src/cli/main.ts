@@ -581,6 +581,16 @@ async function prestop(url: string, waitMs: number, timeoutMs: number, headers: 
     if ('replicas' in r) replicas = r.replicas;
     else why = r.error;
   }
+  // A member that has already left (its decommission finished earlier, or it was removed) has
+  // nothing to hand off and serves nothing: exiting 1 here would only show as a FailedPreStopHook.
+  const status = await axios
+    .get(`${url.replace(/\/+$/, '')}/admin/move`, { timeout: 5000, headers, validateStatus: () => true })
+    .then((r) => (r.status === 200 ? (r.data as { status?: unknown }).status : undefined))
+    .catch(() => undefined);
+  if (status === 'removed') {
+    process.stdout.write('prestop: nothing to do: this member has already left the cluster (status removed)\n');
+    return 0;
+  }
   const decision = preStopAction(podName ?? '', replicas);
   process.stdout.write(`prestop: ${decision.action}: ${decision.reason}${why ? ` (${why})` : ''}\n`);
   if (decision.action === 'decommission') return move(url, '/admin/decommission', {}, true, timeoutMs, headers);

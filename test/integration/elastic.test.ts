@@ -127,6 +127,12 @@ test('decommission hands a node ranges over; given its volume back, it clears it
   // it no longer coordinates, and readiness fails
   expect((await get(n1.url, 'kept-1')).body.error).toMatchObject({ code: 'not_serving', status: 'removed' });
   expect((await http('GET', `${n1.url}/health/ready`)).status).toBe(503);
+  // the pod's preStop, run now (a scale-down after the member already left): nothing to do, exit 0
+  const prestop = await cli('prestop', '--url', n1.url, '--wait-ms', '100');
+  expect({ code: prestop.code, out: prestop.out }).toEqual({
+    code: 0,
+    out: 'prestop: nothing to do: this member has already left the cluster (status removed)\n',
+  });
   await n1.stop();
   c.forget(n1);
   await c.waitFormed(30_000);
