@@ -129,7 +129,11 @@ export class CommitLog {
   private inFlight: Batch | undefined;
   private kickScheduled = false;
   private readonly waiting: Waiting[] = [];
-  private active: Segment;
+  /**
+   * The segment appends go to; none until the first append, so that the writes replayed at open
+   * are applied (and the segments holding them freed) before a segment is chosen.
+   */
+  private active: Segment | undefined;
   private writeOffset = HEADER_BYTES;
   private nextSeq: number;
   /** Where LMDB has applied through: segments before its seq can be reused. */
@@ -154,10 +158,6 @@ export class CommitLog {
     this.nextSeq = maxSeq + 1;
     this.appliedSeq = appliedSeq;
     this.nextSlot = segments.reduce((m, s) => Math.max(m, s.slot + 1), 0);
-    const free = this.freeSegment();
-    if (free === undefined) throw new Error('commit log: no free segment at open');
-    this.active = free;
-    this.startSegment(free);
   }
 
   /**
@@ -212,17 +212,19 @@ export class CommitLog {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('commit log: closed'));
     return new Promise((resolve, reject) => {
-      if (this.waiting.length > 0) {
-        this.wait({ frame, resolve, reject });
-        return;
-      }
-      this.place(frame, resolve, reject);
+      // behind appends already waiting, or when no segment has room: wait for one
+      if (this.waiting.length > 0 || !this.place(frame, resolve, reject)) this.wait({ frame, resolve, reject });
     });
   }
 
   /** LMDB has applied (and synced) every write up to `position`: segments before it are free. */
   applied(position: LogPosition): void {
     if (position.seq > this.appliedSeq) this.appliedSeq = position.seq;
+    this.placeWaiting();
+  }
+
+  /** Places the appends waiting for a segment, in order, as far as segments allow. */
+  private placeWaiting(): void {
     while (this.waiting.length > 0 && this.failure === undefined) {
       const w = this.waiting[0] as Waiting;
       if (!this.place(w.frame, w.resolve, w.reject)) break;
@@ -263,7 +265,10 @@ export class CommitLog {
     this.options.onPressure();
   }
 
-  /** Gives the frame its place in the active segment (starting a new one if needed); false if none is free. */
+  /**
+   * Gives the frame its place in the active segment (starting a new one if needed), or refuses it
+   * (too large); false, with nothing done, when it needs a new segment and none is free.
+   */
   private place(frame: EncodedWrite, resolve: (p: LogPosition) => void, reject: (e: Error) => void): boolean {
     const bytes = frame.bytes;
     const payload = bytes.length - FRAME_HEADER_BYTES;
@@ -271,16 +276,14 @@ export class CommitLog {
       reject(new Error(`commit log: a write of ${payload} bytes does not fit a ${this.options.segmentBytes}-byte segment`));
       return true;
     }
-    if (this.writeOffset + bytes.length > this.options.segmentBytes) {
+    let seg = this.active;
+    if (seg === undefined || this.writeOffset + bytes.length > this.options.segmentBytes) {
       const next = this.freeSegment();
-      if (next === undefined) {
-        this.wait({ frame, resolve, reject });
-        return false;
-      }
+      if (next === undefined) return false;
+      seg = next;
       this.active = next;
       this.startSegment(next);
     }
-    const seg = this.active;
     bytes.writeUInt32LE(payload, 0);
     bytes.writeUInt32LE(seg.seq, 8);
     bytes.writeUInt32LE(crc32(bytes.subarray(8)), 4);
@@ -351,7 +354,12 @@ export class CommitLog {
       } finally {
         await dir.close();
       }
-      if (this.closed) return;
+      // closed meanwhile, or the log made a segment of its own while this one was on its way (it
+      // could not wait): the log keeps at most maxSegments files
+      if (this.closed || this.segments.length >= this.options.maxSegments) {
+        await fsp.rm(path, { force: true });
+        return;
+      }
       this.segments.push({ slot, fd: openSync(path, constants.O_RDWR | constants.O_DSYNC), seq: 0 });
     };
     this.makingSpare = make()
@@ -361,6 +369,8 @@ export class CommitLog {
       })
       .finally(() => {
         this.makingSpare = undefined;
+        // appends that found no segment while it was being made can have it now
+        this.placeWaiting();
       });
   }
 

@@ -126,3 +126,22 @@ test('segments written larger than the size the log now uses are read to their e
   expect(keys(smaller.replay)).toEqual(Array.from({ length: 150 }, (_, i) => `k${i}`));
   await smaller.log.close();
 });
+
+test('an apply that frees no segment leaves the waiting appends waiting once each; they are written once, in order', async () => {
+  const { log } = CommitLog.open(options({ maxSegments: 2, maxWaitingAppends: 50 }), undefined);
+  const sized = (i: number) =>
+    encodeWrite({ key: `k${String(i).padStart(4, '0')}`, record: liveRecord('x'.repeat(1000), v(i)) }, FRAME_HEADER_BYTES);
+  const perSegment = Math.floor((64 * 1024 - 4096) / sized(0).bytes.length);
+  const placed = await Promise.all(Array.from({ length: 2 * perSegment }, (_, i) => log.append(sized(i))));
+  const waiting = Array.from({ length: 10 }, (_, i) => log.append(sized(2 * perSegment + i)));
+  // LMDB got through the first segment only: the second (and the active one) still hold unapplied writes
+  log.applied(placed[0] as LogPosition);
+  log.applied(placed[perSegment - 1] as LogPosition);
+  expect(log.waitingCount()).toBe(10);
+  log.applied(placed[placed.length - 1] as LogPosition);
+  await Promise.all(waiting);
+  await log.close();
+  const again = CommitLog.open(options({ maxSegments: 2 }), placed[placed.length - 1]);
+  expect(keys(again.replay)).toEqual(Array.from({ length: 10 }, (_, i) => `k${String(2 * perSegment + i).padStart(4, '0')}`));
+  await again.log.close();
+});
