@@ -130,8 +130,8 @@ export class CommitLog {
   private kickScheduled = false;
   private readonly waiting: Waiting[] = [];
   /**
-   * The segment appends go to; none until the first append, so that the writes replayed at open
-   * are applied (and the segments holding them freed) before a segment is chosen.
+   * The segment appends go to; none at open when every segment holds writes still to replay (the
+   * first append then chooses one, after the store has applied them and freed their segments).
    */
   private active: Segment | undefined;
   private writeOffset = HEADER_BYTES;
@@ -158,6 +158,14 @@ export class CommitLog {
     this.nextSeq = maxSeq + 1;
     this.appliedSeq = appliedSeq;
     this.nextSlot = segments.reduce((m, s) => Math.max(m, s.slot + 1), 0);
+    // a segment that holds nothing unapplied (or a new file) is made ready now, at start-up, not
+    // on the first write; when every segment holds writes still to replay, the first append
+    // chooses one, once the store has applied them
+    const free = this.freeSegment();
+    if (free !== undefined) {
+      this.active = free;
+      this.startSegment(free);
+    }
   }
 
   /**
