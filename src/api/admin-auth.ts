@@ -7,7 +7,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { adminAccess } from '../core/admin-access';
 import type { Counter } from '../metrics';
-import { sendError } from './errors';
+import { sendRefusal } from './errors';
 import { credentialOf, type TokenRegistry } from './tokens';
 
 export interface AdminGuardOptions {
@@ -36,14 +36,6 @@ export function adminGuard(opts: AdminGuardOptions): RequestHandler {
       return;
     }
     opts.refused?.inc({ status: String(verdict.status) });
-    sendError(
-      req,
-      res,
-      verdict.status,
-      verdict.code,
-      verdict.reason,
-      {},
-      verdict.challenge ? { 'WWW-Authenticate': 'Bearer realm="quorumkv admin"' } : undefined,
-    );
+    sendRefusal(req, res, verdict, verdict.challenge ? 'Bearer realm="quorumkv admin"' : undefined);
   };
 }

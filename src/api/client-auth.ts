@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientAccess, routeNeed } from '../core/client-access';
 import type { Counter } from '../metrics';
-import { sendError } from './errors';
+import { sendRefusal } from './errors';
 import { credentialOf, type TokenRegistry } from './tokens';
 
 /** Lets the request through (true), or answers it with the refusal (false). */
@@ -29,15 +29,7 @@ export function clientGuard(tokens: TokenRegistry, refused: Counter): ClientGuar
     if (verdict.allowed) return true;
     (verdict.status === 401 ? by401 : by403).inc();
     req.resume(); // the body is never read, the connection stays usable
-    sendError(
-      req,
-      res,
-      verdict.status,
-      verdict.code,
-      verdict.reason,
-      {},
-      verdict.challenge ? { 'WWW-Authenticate': verdict.challenge } : undefined,
-    );
+    sendRefusal(req, res, verdict, verdict.challenge);
     return false;
   };
 }

@@ -48,6 +48,16 @@ export function sendError(
   sendJson(req, res, status, { error: { code, message, ...details } }, headers);
 }
 
+/** A guard's refusal (401 or 403), with its `WWW-Authenticate` challenge when it has one (RFC 6750). */
+export function sendRefusal(
+  req: IncomingMessage,
+  res: ServerResponse,
+  verdict: { status: 401 | 403; code: 'unauthorized' | 'forbidden'; reason: string },
+  challenge: string | undefined,
+): void {
+  sendError(req, res, verdict.status, verdict.code, verdict.reason, {}, challenge ? { 'WWW-Authenticate': challenge } : undefined);
+}
+
 /**
  * Makes express's res.json write what sendJson writes (the newline): every JSON reply of the API,
  * from either side, ends the same way.
