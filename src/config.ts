@@ -43,6 +43,7 @@ export interface ServeConfig {
   tombstoneGraceMs: number;
   maxValueBytes: number;
   maxInflightRequests: number;
+  idlePollUs: number;
   /** Tokens of the internode handshake, `current[,next]`: the first is proven, any is accepted. */
   clusterSecret: string[] | undefined;
   /** Bearer tokens of /admin/*, same list syntax: any is accepted; the CLI sends the first. */
@@ -514,6 +515,17 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: String(DEFAULTS.maxInflightRequests),
     fallback: () => DEFAULTS.maxInflightRequests,
     parse: integer(1, 1_000_000),
+  },
+  {
+    key: 'idlePollUs',
+    flag: 'idle-poll-us',
+    arg: '<us>',
+    description:
+      'After each request or internode frame, keep one CPU polling (at the lowest priority) for this long, so the next message does not ' +
+      "wait for an idle virtual CPU to wake (ScyllaDB's --idle-poll-time-us). Costs CPU under light load and counts against a CPU limit; 0 turns it off",
+    defaultText: `${DEFAULTS.idlePollUs} (off)`,
+    fallback: () => DEFAULTS.idlePollUs,
+    parse: integer(0, 100_000),
   },
   {
     key: 'clusterSecret',

@@ -21,6 +21,7 @@ import { readBounded, watchFiles } from '../file-watch';
 import { createLogger } from '../log';
 import { Metrics } from '../metrics';
 import { internodeAddress } from '../net/address';
+import { beat, startIdlePoll } from '../net/idle-poll';
 import { PeerServer } from '../net/peer-server';
 import { PeerTransport } from '../net/peer-transport';
 import { checkTlsMaterial, clientContext, readTlsMaterial, type TlsMaterial } from '../net/tls';
@@ -266,7 +267,9 @@ export async function serve(config: ServeConfig): Promise<Running> {
   // connections end after the request they carry instead of holding the server open.
   let closing = false;
   // requireHostHeader: false: a request without Host is refused by the handler, with a JSON body.
+  const idlePoll = startIdlePoll(config.idlePollUs);
   const listener: http.RequestListener = (req, res) => {
+    beat();
     trackRequest(req, res);
     if (closing) res.setHeader('connection', 'close');
     const noHost = hostProblem(req);
@@ -340,6 +343,19 @@ export async function serve(config: ServeConfig): Promise<Running> {
       'admin routes (/admin/*) are disabled: set --admin-token (QUORUMKV_ADMIN_TOKEN), or an admin line in --tokens-file, to use drain, repair, decommission, removenode',
     );
   }
+  if (config.idlePollUs > 0) {
+    void idlePoll.niced.then((niced) =>
+      niced
+        ? log.info(
+            { idlePollUs: config.idlePollUs },
+            `idle polling: one CPU stays busy (nice 19) for ${config.idlePollUs} µs after each message`,
+          )
+        : log.warn(
+            { idlePollUs: config.idlePollUs },
+            'idle polling: the polling thread could not be given the lowest priority; it competes with the node for CPU',
+          ),
+    );
+  }
   node.setServing(true);
   node.start();
 
@@ -368,6 +384,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
       loopDelay.disable();
       stopTokens();
       stopTls();
+      await idlePoll.stop();
       await peerServer.close();
       await transport.close();
       await store.close();

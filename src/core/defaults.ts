@@ -39,6 +39,11 @@ export const DEFAULTS = {
   maxValueBytes: 1 * MIB,
   /** Client requests coordinated at once; more are refused with 503 overloaded. */
   maxInflightRequests: 1024,
+  /**
+   * How long a node keeps one CPU awake after its last network event, in µs (0: never). Off: it
+   * spends CPU to save the wake-up of an idle virtual CPU on each hop (net/idle-poll.ts).
+   */
+  idlePollUs: 0,
 
   // ---- repair ----
   /** Cassandra's max_hint_window. */

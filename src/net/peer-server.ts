@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics';
 import { BadMessageError, NotServingError } from '../node/errors';
 import { type InternodeCounters, internodeCounters } from './counters';
 import { FlushScheduler } from './flush';
+import { beat } from './idle-poll';
 import {
   decodeRequestBody,
   ErrorCode,
@@ -224,7 +225,10 @@ class ServerConnection {
       server.refused('handshake_timeout', { remote: this.remote }, 'internode connection closed: no handshake in time', 'debug');
       this.close();
     });
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      beat();
+      this.onData(chunk);
+    });
     socket.on('error', () => this.close());
     socket.on('close', () => {
       this.state = 'closed';

@@ -20,6 +20,7 @@ import { splitHostPort } from './address';
 import { type InternodeCounters, internodeCounters } from './counters';
 import { cancelDeadline, type DeadlineEntry, Deadlines } from './deadlines';
 import { FlushScheduler } from './flush';
+import { beat } from './idle-poll';
 import {
   decodeReplyBody,
   encodeRequestBody,
@@ -195,7 +196,10 @@ class PeerConnection {
         this.fail('timeout', `${label}: no connection to ${peer} within ${transport.options.connectTimeoutMs ?? 5_000} ms`);
     });
     socket.on(context === undefined ? 'connect' : 'secureConnect', () => this.onConnect());
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      beat();
+      this.onData(chunk);
+    });
     socket.on('error', (err: NodeJS.ErrnoException) => {
       if (context !== undefined && isTlsRefusal(err.code)) {
         const message = `${label}: refused its internode TLS connection: ${describeTlsRefusal(err.code)} (${err.code})`;
