@@ -13,13 +13,16 @@
 // internode frames and socket writes per client write. Every phase stops by itself.
 // The figures go to docs/BENCHMARKS.md.
 //
-// quorumkv runs twice per round: as it starts by default (plain HTTP, no tokens) and with
+// quorumkv runs three times per round: as it starts by default (plain HTTP, no tokens); with
 // everything the prod overlay turns on (`quorumkv-tls`: HTTPS on the API port, mutual TLS between
 // members, client tokens; wrk sends a write token over https), so the cost of security is
-// measured in the same run, on the same machine state. That comparison is its own section.
+// measured in the same run, on the same machine state; and with idle polling on
+// (`quorumkv-poll`: `--idle-poll-us`, what it buys a single client on a VM and what CPU it costs).
+// Each comparison is its own section.
 //
 //   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
-//                              [--only quorumkv|quorumkv-tls|etcd, comma-separated]
+//                              [--idle-poll-us 1000]
+//                              [--only quorumkv|quorumkv-tls|quorumkv-poll|etcd, comma-separated]
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,20 +36,39 @@ import { makeCa, makeCert } from './lib/pki';
 import { rssSampler, sumCounters } from './lib/proc-stats';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
-const args = argReader(process.argv);
+const USAGE = `usage: node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
+                                 [--idle-poll-us 1000] [--only quorumkv,quorumkv-tls,quorumkv-poll,etcd]`;
+const SYSTEMS = ['quorumkv', 'quorumkv-tls', 'quorumkv-poll', 'etcd'] as const;
+const args = argReader(process.argv.slice(2));
+const unknown = args.unknown(['rounds', 'seconds', 'connections', 'keys', 'idle-poll-us', 'only']);
+if (unknown.length > 0) {
+  if (unknown.includes('--help')) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  console.error(`bench: unknown option ${unknown.join(', ')}\n${USAGE}`);
+  process.exit(2);
+}
 const option = (name: string, fallback: string): string => args.get(name) ?? fallback;
 
 const ROUNDS = Number(option('rounds', '3'));
 const SECONDS = Number(option('seconds', '10'));
 const CONNECTIONS = Number(option('connections', '64'));
 const KEYS = Number(option('keys', '10000'));
+const IDLE_POLL_US = args.num('idle-poll-us', 1000);
 const ONLY = option('only', '')
   .split(',')
   .filter((s) => s !== '');
+for (const name of ONLY) {
+  if (!(SYSTEMS as readonly string[]).includes(name)) {
+    console.error(`bench: --only names ${JSON.stringify(name)}; the systems are ${SYSTEMS.join(', ')}`);
+    process.exit(2);
+  }
+}
 const VALUE_BYTES = 100;
 const WARMUP_SECONDS = 2;
 
-type SystemName = 'quorumkv' | 'quorumkv-tls' | 'etcd';
+type SystemName = (typeof SYSTEMS)[number];
 const only = (name: SystemName) => ONLY.length === 0 || ONLY.includes(name);
 
 interface SystemUnderTest {
@@ -73,6 +95,9 @@ interface RoundResult {
   cpuUsPerRead: number;
   syscallsPerWrite: number;
   syscallsPerRead: number;
+  /** CPU per request of the one-connection phases (where idle polling spends its CPU). */
+  cpuUsPerWrite1: number;
+  cpuUsPerRead1: number;
   peakRssMb: number[];
   framesPerWrite?: number;
   flushesPerWrite?: number;
@@ -119,21 +144,21 @@ function secureSettings(dataRoot: string): { env: Record<string, string>; token:
   };
 }
 
-async function startQuorumkv(secure: boolean): Promise<SystemUnderTest> {
+async function startQuorumkv(name: 'quorumkv' | 'quorumkv-tls' | 'quorumkv-poll'): Promise<SystemUnderTest> {
   const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'qkv-bench-'));
-  const sec = secure ? secureSettings(dataRoot) : undefined;
+  const sec = name === 'quorumkv-tls' ? secureSettings(dataRoot) : undefined;
   const cluster = LocalCluster.create({
     host: '127.0.0.1',
     basePort: 18081,
     nodes: 3,
     dataRoot,
-    args: ['--log-level', 'warn'],
+    args: ['--log-level', 'warn', ...(name === 'quorumkv-poll' ? ['--idle-poll-us', String(IDLE_POLL_US)] : [])],
     ...(sec ? { env: sec.env, clientToken: sec.token } : {}),
   });
   await cluster.start();
   const body = JSON.stringify({ value });
   return {
-    name: secure ? 'quorumkv-tls' : 'quorumkv',
+    name,
     targets: cluster.nodes.map((n) => n.address),
     pids: cluster.nodes.map((n) => n.pid as number),
     mode: { put: 'qkv-put', get: 'qkv-get' },
@@ -211,8 +236,11 @@ async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> 
   const read64 = await load(sut.mode.get, sut.targets, CONNECTIONS);
   const c3 = sumCounters(sut.pids);
   const peak = rss.stop();
+  const c4 = sumCounters(sut.pids);
   const write1 = await load(sut.mode.put, sut.targets.slice(0, 1), 1);
+  const c5 = sumCounters(sut.pids);
   const read1 = await load(sut.mode.get, sut.targets.slice(0, 1), 1);
+  const c6 = sumCounters(sut.pids);
 
   const writes = write64.requests;
   const reads = read64.requests;
@@ -225,6 +253,8 @@ async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> 
     cpuUsPerRead: ((c3.cpuS - c2.cpuS) * 1e6) / reads,
     syscallsPerWrite: (c1.syscalls - c0.syscalls) / writes,
     syscallsPerRead: (c3.syscalls - c2.syscalls) / reads,
+    cpuUsPerWrite1: ((c5.cpuS - c4.cpuS) * 1e6) / write1.requests,
+    cpuUsPerRead1: ((c6.cpuS - c5.cpuS) * 1e6) / read1.requests,
     peakRssMb: peak.map((b) => b / 2 ** 20),
     ...(i0 && i1 ? { framesPerWrite: (i1.frames - i0.frames) / writes, flushesPerWrite: (i1.flushes - i0.flushes) / writes } : {}),
   };
@@ -269,15 +299,15 @@ async function main(): Promise<void> {
   if (!etcdBinary && only('etcd')) {
     console.log('etcd is not installed (Debian: apt-get install etcd-server): measuring quorumkv alone, with no comparison.');
   }
-  const systems = (['quorumkv', 'quorumkv-tls', 'etcd'] as const).filter((s) => only(s) && (s !== 'etcd' || etcdBinary));
+  const systems = SYSTEMS.filter((s) => only(s) && (s !== 'etcd' || etcdBinary));
   console.log(
     `bench: ${ROUNDS} rounds of ${systems.join(' and ')}; ${CONNECTIONS} connections; ${KEYS} keys; ${VALUE_BYTES}-byte values; ${SECONDS} s per phase`,
   );
-  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], 'quorumkv-tls': [], etcd: [] };
+  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], 'quorumkv-tls': [], 'quorumkv-poll': [], etcd: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? systems : [...systems].reverse();
     for (const name of order) {
-      const sut = name === 'etcd' ? await startEtcd(etcdBinary as string) : await startQuorumkv(name === 'quorumkv-tls');
+      const sut = name === 'etcd' ? await startEtcd(etcdBinary as string) : await startQuorumkv(name);
       try {
         const r = await measure(wrk, sut);
         results[name].push(r);
@@ -374,6 +404,13 @@ async function main(): Promise<void> {
     verdicts.push(`- ${w1 <= 1 ? 'met' : 'NOT met'}: one connection, write p50 ≤ 1.0 ms (${fmt(w1, 2)} ms)`);
     verdicts.push(`- ${r1 <= 0.5 ? 'met' : 'NOT met'}: one connection, read p50 ≤ 0.5 ms (${fmt(r1, 2)} ms)`);
   }
+  if (has('quorumkv-poll')) {
+    const w1 = m('quorumkv-poll', (r) => r.write1.p50Ms);
+    const r1 = m('quorumkv-poll', (r) => r.read1.p50Ms);
+    const flag = `with --idle-poll-us ${IDLE_POLL_US}`;
+    verdicts.push(`- ${w1 <= 1 ? 'met' : 'NOT met'} ${flag}: one connection, write p50 ≤ 1.0 ms (${fmt(w1, 2)} ms)`);
+    verdicts.push(`- ${r1 <= 0.5 ? 'met' : 'NOT met'} ${flag}: one connection, read p50 ≤ 0.5 ms (${fmt(r1, 2)} ms)`);
+  }
   const rounds = systems
     .map(
       (name) =>
@@ -428,6 +465,34 @@ ${rounds}
 ${tlsTable}
 `;
     console.log(`written to ${writeBenchmarkSection('tls', tlsSection)}`);
+  }
+  if (has('quorumkv') && has('quorumkv-poll')) {
+    const pollRows: Array<[string, (r: RoundResult) => number, number]> = [
+      ...rows.slice(0, 10).map(([label, pick, digits]) => [label, pick, digits] as [string, (r: RoundResult) => number, number]),
+      ['CPU µs per write, 64 connections (all members)', (r) => r.cpuUsPerWrite, 0],
+      ['CPU µs per read, 64 connections (all members)', (r) => r.cpuUsPerRead, 0],
+      ['CPU µs per write, 1 connection (all members)', (r) => r.cpuUsPerWrite1, 0],
+      ['CPU µs per read, 1 connection (all members)', (r) => r.cpuUsPerRead1, 0],
+    ];
+    const pollTable = `| | off (default) | --idle-poll-us ${IDLE_POLL_US} | on / off |\n|---|---:|---:|---:|\n${pollRows
+      .map(([label, pick, digits]) => {
+        const off = m('quorumkv', pick);
+        const on = m('quorumkv-poll', pick);
+        return `| ${label} | ${fmt(off, digits)} | ${fmt(on, digits)} | ${fmt(on / off, 2)} |`;
+      })
+      .join('\n')}`;
+    console.log(`\nidle polling off against on, medians over ${ROUNDS} rounds\n${pollTable}`);
+    const pollSection = `## What idle polling buys a single client, and what it costs
+
+- When: ${new Date().toISOString()}, the same run as the first section (same rounds, alternating order).
+- Machine: ${os.cpus().length} x ${cpu}, Node ${process.version}, ${os.platform()} ${os.release()}.
+- off: the nodes as \`npm start\` runs them. on: \`--idle-poll-us ${IDLE_POLL_US}\` (a thread at nice 19 keeps one CPU busy
+  for ${IDLE_POLL_US} µs after each client request or internode frame; src/net/idle-poll.ts). CPU counts every thread.
+- Load as above.
+
+${pollTable}
+`;
+    console.log(`written to ${writeBenchmarkSection('idle-poll', pollSection)}`);
   }
 }
 

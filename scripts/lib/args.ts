@@ -5,6 +5,8 @@ export interface ArgReader {
   get(name: string): string | undefined;
   /** A whole number ≥ 0 after `--name`, `fallback` when absent; anything else throws, naming the option. */
   num(name: string, fallback: number): number;
+  /** The `--options` given that are not in `known` (a typo would otherwise be ignored silently). */
+  unknown(known: readonly string[]): string[];
 }
 
 export function argReader(argv: readonly string[]): ArgReader {
@@ -19,5 +21,6 @@ export function argReader(argv: readonly string[]): ArgReader {
     if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a whole number, got ${JSON.stringify(v)}`);
     return n;
   };
-  return { get, num };
+  const unknown = (known: readonly string[]) => argv.filter((a) => a.startsWith('--') && !known.includes(a.slice(2)));
+  return { get, num, unknown };
 }
