@@ -27,7 +27,13 @@ function program(): Command {
     .addOption(new Option('--ca-cert <file>', "The cluster's CA certificate (PEM), to verify an https:// node").env(CA_ENV));
   // Every client command: the token and the CA apply to each of its requests (serve reads its own settings).
   p.hook('preAction', (_program, action) => {
-    if (action.name() !== 'serve') clientDefaults(p.opts() as { token?: string; caCert?: string });
+    if (action.name() === 'serve') return;
+    clientDefaults(p.opts() as { token?: string; caCert?: string });
+    // a reader that went away (`quorumkv status --watch | head`) ends the command quietly, as it ends cat
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(0);
+    });
   });
 
   const serveCmd = p

@@ -2,7 +2,7 @@
 // pod names, and by joining one URL; failure detection after kill -9 and SIGSTOP; a node coming
 // back at a new address with its data.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -219,6 +219,26 @@ test('quorumkv status and quorumkv ring print the cluster as tables', async () =
       .slice(3)
       .map((l) => l.split(/\s+/).at(-1)),
   ).toEqual(['100.0%', '100.0%', '100.0%']);
+
+  // `quorumkv status --watch | head -1`: the reader goes away after one chunk; the command ends
+  // quietly (no EPIPE stack trace), as cat does
+  const watch = spawn(process.execPath, [cliPath(), 'status', '--watch', '--url', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  watch.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  watch.stdout.once('data', () => watch.stdout.destroy());
+  const exit = await new Promise<number | null>((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      watch.kill('SIGKILL');
+      reject(new Error('status --watch still running 15 s after its reader went away'));
+    }, 15_000);
+    watch.on('exit', (code) => {
+      clearTimeout(deadline);
+      resolve(code);
+    });
+  });
+  expect({ exit, stderr }).toEqual({ exit: 0, stderr: '' });
 
   // a member that stopped cleanly is reported as stopped, not as convicted by the failure detector
   await c.node('n3').stop();
