@@ -72,6 +72,21 @@ export const FAST_ARGS: readonly string[] = [
 
 const LOG_TAIL_LINES = 400;
 
+/**
+ * The process answering (its /health pid) is the one started (`started`), or its child: serve runs
+ * itself again with a heap limit when CONTAINER_MEMORY_LIMIT_BYTES is set (src/cli/heap.ts).
+ */
+function isOurs(answering: number | undefined, started: number | undefined): boolean {
+  if (answering === undefined || started === undefined) return false;
+  if (answering === started) return true;
+  try {
+    const stat = readFileSync(`/proc/${answering}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === started;
+  } catch {
+    return false;
+  }
+}
+
 export class LocalNode {
   proc: ChildProcess | undefined;
   /** Last lines the process wrote (stdout and stderr), for failure messages. */
@@ -196,7 +211,9 @@ export class LocalNode {
       }
       try {
         const res = await this.fetch('/health', { signal: AbortSignal.timeout(500) });
-        if (res.ok) return;
+        // another process on this port (a node left over from an earlier run) is not this node: wait
+        // for ours, which exits with EADDRINUSE if the port stays taken
+        if (res.ok && isOurs(((await res.json()) as { pid?: number }).pid, proc.pid)) return;
       } catch {}
       if (Date.now() > deadline)
         throw new Error(`${this.id} did not answer /health within ${timeoutMs} ms:\n${this.logTail.slice(-20).join('\n')}`);

@@ -154,6 +154,7 @@ export function createHandler(opts: AppOptions): RequestListener {
       address: s.address,
       generation: s.generation,
       uptime_ms: s.uptimeMs,
+      pid: process.pid,
       members: s.members,
       ring_checksum: s.ring,
       event_loop_delay_ms: Math.round(delay),

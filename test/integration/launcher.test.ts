@@ -5,11 +5,12 @@
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { cliPath, repoRoot } from '../../scripts/lib/local-cluster';
+import { cliPath, LocalNode, repoRoot } from '../../scripts/lib/local-cluster';
 import { type LocalClusterState, localFallback } from '../../src/cli/local-cluster-file';
 import { eventually } from '../helpers/eventually';
 import { http } from '../helpers/http';
@@ -239,3 +240,21 @@ describe('a running local cluster', () => {
     expect(existsSync(l.stateFile)).toBe(false);
   }, 60_000);
 });
+
+test('a node whose port another process answers on fails to start instead of being taken for that process', async () => {
+  // another quorumkv-looking process already answers /health on the port (a node left from an earlier run)
+  const other = createHttpServer((_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ status: 'ok', id: 'n1', pid: process.pid }));
+  });
+  await new Promise<void>((resolve) => other.listen(18_497, '127.0.0.1', resolve));
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'qkv-taken-'));
+  try {
+    const node = new LocalNode({ id: 'n1', host: '127.0.0.1', port: 18_497, dataDir, seeds: [], args: ['--log-level', 'warn'] });
+    await expect(node.start()).rejects.toThrow(/n1 exited during start-up[\s\S]*127.0.0.1:18497 is already in use/);
+  } finally {
+    other.closeAllConnections();
+    await new Promise((resolve) => other.close(resolve));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 30_000);
