@@ -79,8 +79,6 @@ export type MovePhase =
   | { readonly name: 'flip'; readonly step: 'save' | 'status' | 'clear' }
   | { readonly name: 'done'; readonly finishedAtMs: number };
 
-export type MovePhaseName = MovePhase['name'];
-
 export interface MoveState {
   readonly version: typeof MOVE_STATE_VERSION;
   readonly kind: MoveKind;
@@ -132,7 +130,7 @@ export type MoveAction =
     }
   /** An empty ring-state round: learn the moves the others see; then `moves-seen`. */
   | { readonly type: 'poll-moves' }
-  /** Set `of`'s status (and persist it, if it is this node's), skipping it if it already is; broadcast it if asked; then `status-set`. */
+  /** Set `of`'s status (and persist it, if it is this node's; `leaving` is skipped if it already is), broadcast it if asked; then `status-set`. */
   | { readonly type: 'set-status'; readonly of: string; readonly status: MemberStatus; readonly broadcast: boolean }
   /** Save `state` as the plan (null: clear it); then `saved` or `save-failed` with the same `seq`. */
   | { readonly type: 'save'; readonly seq: number; readonly state: MoveState | null }
@@ -596,11 +594,6 @@ export function phaseLabel(p: MovePhase): 'confirm' | 'settle' | 'stream' | 'fin
     case 'done':
       return 'done';
   }
-}
-
-/** The actions to redo for a state just loaded (after a crash): what `restarted` gives. */
-export function resume(s: MoveState, nowMs: number, targetStatus: MemberStatus | undefined, config: MoveConfig): StepResult {
-  return step(s, { type: 'restarted', nowMs, targetStatus }, config);
 }
 
 /**

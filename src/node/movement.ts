@@ -122,10 +122,6 @@ const IDLE: MoveProgress = {
 };
 
 export const PLAN_META = 'move';
-/** While streaming, the move's state is saved at most this often (a plan holds hundreds of ranges). */
-const PLAN_SAVE_MS = 1000;
-/** A fresh decommission's first look around waits up to this long, at random (core/move.ts). */
-const START_JITTER_MS = 1000;
 
 /** The executor's own record of a run: what the state machine does not hold. */
 interface Run {
@@ -162,8 +158,8 @@ export class Movement {
       retryMs: config.retryMs,
       moveWaitMs: config.moveWaitMs,
       moveWaitLogMs: TUNING.moveWaitLogMs,
-      saveEveryMs: PLAN_SAVE_MS,
-      startJitterMs: START_JITTER_MS,
+      saveEveryMs: TUNING.movePlanSaveMs,
+      startJitterMs: TUNING.moveStartJitterMs,
     };
   }
 
