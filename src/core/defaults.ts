@@ -88,6 +88,10 @@ export const TUNING = {
   moveWaitMs: 5 * 60 * SECOND_MS,
   /** A move that waits for members to confirm says so in the log this often. */
   moveWaitLogMs: 10 * SECOND_MS,
+  /** While a move streams, its state is saved at most this often: a plan holds hundreds of ranges, a save after every page would cost more than the page. */
+  movePlanSaveMs: 1 * SECOND_MS,
+  /** A fresh decommission waits up to this long, at random, before it looks for other moves: pods removed by one scale-down start at the same instant. */
+  moveStartJitterMs: 1 * SECOND_MS,
 
   // ---- stopping ----
   /** `quorumkv drain` / `prestop`: after readiness fails, the wait for the endpoints to drop the pod (kube-proxy's few seconds). */

@@ -1,32 +1,46 @@
 // Joins, decommissions and removals: how data follows the ring when members come and go
 // (Dynamo §4.9, Cassandra's bootstrap / decommission / removenode).
 //
-// A move changes a member's status (core/membership.ts), which changes the placement every node
-// computes (core/placement.ts): a joining member takes writes for the ranges it will own but is not
-// read from; a leaving one takes no new writes. The mover then:
-//   1. confirms: sends its new entry to every member and waits until each computes the same
-//      placement (a member that is down blocks the move until it is back, or is removed: a node
-//      that kept the old view would read and write the old replicas);
-//   2. settles: waits one request deadline, so that writes coordinated under the old view finish;
-//   3. streams each range it gains or loses, page by page, resumably (progress is kept in the store);
-//   4. flips: joining -> normal, leaving -> removed; no confirmation needed (placement.ts says why).
-// Which replicas a range is streamed from (see placement.ts for the vocabulary):
+// The move itself is a state machine in core/move.ts (confirm -> settle -> stream -> flip, and
+// why that order is safe); this file carries out its actions and feeds their results back as
+// events: ring-state rounds to every member (confirm, and a look at the moves others see), pauses
+// on the node's clock, pages streamed from a source to a receiver, saves of the move's state in
+// the store (the persisted plan is that state: a restart loads it and redoes what it was doing),
+// and status flips. A move runs in the background; `progress` is a read-only view of it for
+// /admin/move, the dashboard and readiness.
+// Which replicas a range is streamed from (core/move.ts's planTasks; placement.ts's vocabulary):
 //   - a new member joining: from the displaced replica (it held everything the new one must hold,
 //     Cassandra's "consistent range movement"), or, when that one is down, from every other replica;
 //   - a member coming back with an empty data directory (same id: a replaced volume): from every
 //     other replica of the range, since its own copy, which the others counted on, is gone;
 //   - decommission: from the leaving member itself to each member gaining the range;
 //   - removenode of a dead member: from every other replica to each member gaining the range.
-// A node with a fresh data directory first looks at the cluster (hello probes): if members exist,
-// it joins; if every candidate is as fresh as itself, or none answers within the formation grace,
-// it starts a new cluster (status normal at once: there is no data yet).
+// Also here, outside the state machine: a node with a fresh data directory first looks at the
+// cluster (hello probes): if members exist, it joins; if every candidate is as fresh as itself, or
+// none answers within the formation grace, it starts a new cluster (status normal at once: there
+// is no data yet). And the streaming source: the pages this node serves to others' moves.
 
 import { type Clock, sleep } from '../core/clock';
 import { TUNING } from '../core/defaults';
 import { isToken, tokenOf } from '../core/hash';
 import type { Logger } from '../core/log';
-import type { MemberEntry } from '../core/membership';
+import type { MemberEntry, MemberStatus } from '../core/membership';
 import type { Message, ReplyOf, StreamCursor, StreamRangeMessage } from '../core/messages';
+import {
+  joinsAlone,
+  type MoveAction,
+  type MoveConfig,
+  type MoveEvent,
+  type MoveKind,
+  type MoveState,
+  type MoveTask,
+  type Moving,
+  newMove,
+  parseMoveState,
+  phaseLabel,
+  planTasks,
+  step,
+} from '../core/move';
 import { jittered, type Random } from '../core/random';
 import { isPurgeable, isStoredRecord, type StoredRecord } from '../core/record';
 import type { Counter, Metrics } from '../metrics';
@@ -35,6 +49,8 @@ import type { Store } from '../storage/store';
 import { byteBatches, recordBytes } from './batches';
 import { BadMessageError } from './errors';
 import type { Membership } from './membership';
+
+export type { MoveKind } from '../core/move';
 
 export interface MovementConfig {
   requestTimeoutMs: number;
@@ -69,81 +85,63 @@ export interface MovementDeps {
   metrics?: Metrics | undefined;
 }
 
-export type MoveKind = 'join' | 'leave' | 'remove';
 export type MovePhase = 'probe' | 'confirm' | 'settle' | 'stream' | 'finish' | 'done' | 'failed';
 
-/** One range to stream: from each of `from` (ids) to `to`, with where each source got to. */
-export interface MoveTask {
-  lo: number;
-  hi: number;
-  to: string;
-  from: string[];
-  /** Per source: the cursor reached, or true when that source is done. */
-  cursors: Record<string, StreamCursor | true>;
-  done: boolean;
-}
-
-export interface MovePlan {
-  kind: MoveKind;
-  /** The member that joins or leaves (this node, or the dead one removenode removes). */
-  target: string;
-  /** A join of an id the cluster had as a member: its volume was replaced. */
-  replacing: boolean;
-  startedAtMs: number;
-  /** Computed after the confirmation round; undefined before. */
-  tasks: MoveTask[] | undefined;
-  /**
-   * A join: the other members' statuses when it announced itself. A join that nothing else moved
-   * around (same statuses when it plans, nobody else moving) streams each range from the replica
-   * it displaces alone; otherwise that replica may never have held the range (it became normal
-   * in another move planned around this one), so it streams from every other replica.
-   */
-  othersAtStart?: string;
-}
-
+/** What /admin/move, the dashboard and readiness show of the move: a view, computed when read. */
 export interface MoveProgress {
-  kind: MoveKind | undefined;
-  target: string | undefined;
-  phase: MovePhase | undefined;
-  replacing: boolean;
-  startedAtMs: number | undefined;
-  finishedAtMs: number | undefined;
-  rangesTotal: number;
-  rangesDone: number;
-  recordsStreamed: number;
-  bytesStreamed: number;
+  readonly kind: MoveKind | undefined;
+  readonly target: string | undefined;
+  readonly phase: MovePhase | undefined;
+  readonly replacing: boolean;
+  readonly startedAtMs: number | undefined;
+  readonly finishedAtMs: number | undefined;
+  readonly rangesTotal: number;
+  readonly rangesDone: number;
+  readonly recordsStreamed: number;
+  readonly bytesStreamed: number;
   /** What the move waits for, when it waits (a member that has not confirmed, a source that is down). */
-  waitingFor: string | undefined;
-  error: string | undefined;
+  readonly waitingFor: string | undefined;
+  readonly error: string | undefined;
 }
 
 export class MoveRefused extends Error {}
 
-function freshProgress(): MoveProgress {
-  return {
-    kind: undefined,
-    target: undefined,
-    phase: undefined,
-    replacing: false,
-    startedAtMs: undefined,
-    finishedAtMs: undefined,
-    rangesTotal: 0,
-    rangesDone: 0,
-    recordsStreamed: 0,
-    bytesStreamed: 0,
-    waitingFor: undefined,
-    error: undefined,
-  };
-}
+const IDLE: MoveProgress = {
+  kind: undefined,
+  target: undefined,
+  phase: undefined,
+  replacing: false,
+  startedAtMs: undefined,
+  finishedAtMs: undefined,
+  rangesTotal: 0,
+  rangesDone: 0,
+  recordsStreamed: 0,
+  bytesStreamed: 0,
+  waitingFor: undefined,
+  error: undefined,
+};
 
 export const PLAN_META = 'move';
-const PLAN_SAVE_MS = 1000;
+
+/** The executor's own record of a run: what the state machine does not hold. */
+interface Run {
+  state: MoveState;
+  /** Whether the stream phase was reached in this run (ranges are shown from then on). */
+  streaming: boolean;
+  recordsStreamed: number;
+  bytesStreamed: number;
+  finishedAtMs: number | undefined;
+  error: string | undefined;
+}
 
 export class Movement {
-  progress: MoveProgress = freshProgress();
+  private run: Run | undefined;
+  /** A fresh node looking at the cluster (bootstrap): when it began, and what it waits for. */
+  private probing: { startedAtMs: number; waitingFor: string | undefined } | undefined;
   private current: Promise<void> | undefined;
   private running = true;
   private readonly streamed: Counter | undefined;
+  private readonly moveConfig: MoveConfig;
 
   constructor(
     private readonly config: MovementConfig,
@@ -154,6 +152,38 @@ export class Movement {
       'Records streamed by joins, decommissions and removals, by direction',
       ['direction'],
     );
+    this.moveConfig = {
+      requestTimeoutMs: config.requestTimeoutMs,
+      concurrentRanges: config.concurrentRanges,
+      retryMs: config.retryMs,
+      moveWaitMs: config.moveWaitMs,
+      moveWaitLogMs: TUNING.moveWaitLogMs,
+      saveEveryMs: TUNING.movePlanSaveMs,
+      startJitterMs: TUNING.moveStartJitterMs,
+    };
+  }
+
+  /** The move under way or last run on this node, as /admin/move shows it. */
+  get progress(): MoveProgress {
+    if (this.probing) return { ...IDLE, phase: 'probe', startedAtMs: this.probing.startedAtMs, waitingFor: this.probing.waitingFor };
+    const r = this.run;
+    if (!r) return IDLE;
+    const s = r.state;
+    const tasks = r.streaming ? (s.tasks ?? []) : [];
+    return {
+      kind: s.kind,
+      target: s.target,
+      phase: r.error !== undefined ? 'failed' : phaseLabel(s.phase),
+      replacing: s.replacing,
+      startedAtMs: s.startedAtMs,
+      finishedAtMs: r.finishedAtMs,
+      rangesTotal: tasks.length,
+      rangesDone: tasks.filter((t) => t.done).length,
+      recordsStreamed: r.recordsStreamed,
+      bytesStreamed: r.bytesStreamed,
+      waitingFor: r.error !== undefined ? undefined : s.waitingFor,
+      error: r.error,
+    };
   }
 
   stop(): void {
@@ -167,8 +197,8 @@ export class Movement {
   });
 
   /** Waits `ms`, or less if the node stops meanwhile (then throws: the move resumes at the next start). */
-  private async pause(ms: number, exact = false): Promise<void> {
-    await Promise.race([sleep(this.deps.clock, exact ? ms : jittered(this.deps.random, ms)), this.stopSignal]);
+  private async pause(ms: number): Promise<void> {
+    await Promise.race([sleep(this.deps.clock, ms), this.stopSignal]);
     this.checkRunning();
   }
 
@@ -190,58 +220,66 @@ export class Movement {
   async bootstrap(): Promise<{ joining: boolean }> {
     const { membership, clock, log } = this.deps;
     const started = clock.nowMs();
-    this.progress = { ...freshProgress(), phase: 'probe', startedAtMs: started };
+    const probing = { startedAtMs: started, waitingFor: undefined as string | undefined };
+    this.probing = probing;
+    this.run = undefined;
     let delay = 200;
-    for (;;) {
-      if (!this.running) throw new Error('stopped');
-      const p = await membership.probe();
-      log.debug({ entries: p.entries.map((e) => `${e.id}:${e.status}`), undecided: p.undecided, unanswered: p.unanswered }, 'probe');
-      const established = p.entries.filter((e) => e.id !== this.self() && e.status !== 'removed');
-      if (established.length > 0) {
-        const earlier = p.entries.find((e) => e.id === this.self());
-        const replacing = earlier !== undefined && earlier.status !== 'removed';
-        await membership.learn(p.entries.filter((e) => e.id !== this.self()));
-        // one move at a time where it can be helped: two joins at once leave the ranges both
-        // take with a single stable replica (reads and writes there fail until one is done)
-        const moving = established.filter((e) => e.status === 'joining' || e.status === 'leaving');
-        if (moving.length > 0 && clock.nowMs() - started < this.config.moveWaitMs) {
-          this.progress.waitingFor = `another move to finish: ${moving.map((e) => `${e.id} ${e.status}`).join(', ')}`;
-          await this.pause(this.config.retryMs * 2);
-          continue;
+    try {
+      for (;;) {
+        if (!this.running) throw new Error('stopped');
+        const p = await membership.probe();
+        log.debug({ entries: p.entries.map((e) => `${e.id}:${e.status}`), undecided: p.undecided, unanswered: p.unanswered }, 'probe');
+        const established = p.entries.filter((e) => e.id !== this.self() && e.status !== 'removed');
+        if (established.length > 0) {
+          const earlier = p.entries.find((e) => e.id === this.self());
+          const replacing = earlier !== undefined && earlier.status !== 'removed';
+          await membership.learn(p.entries.filter((e) => e.id !== this.self()));
+          // one move at a time where it can be helped: two joins at once leave the ranges both
+          // take with a single stable replica (reads and writes there fail until one is done)
+          const moving = established.filter((e) => e.status === 'joining' || e.status === 'leaving');
+          if (moving.length > 0 && clock.nowMs() - started < this.config.moveWaitMs) {
+            probing.waitingFor = `another move to finish: ${moving.map((e) => `${e.id} ${e.status}`).join(', ')}`;
+            await this.pause(jittered(this.deps.random, this.config.retryMs * 2));
+            continue;
+          }
+          log.info(
+            { members: established.length, replacing },
+            replacing ? 'joining the cluster again with an empty data directory' : 'joining the cluster',
+          );
+          await this.announce('joining', replacing);
+          this.probing = undefined;
+          const move = newMove({
+            kind: 'join',
+            target: this.self(),
+            replacing,
+            startedAtMs: clock.nowMs(),
+            othersAtStart: this.othersStatuses(),
+          });
+          this.start(move, { type: 'start', nowMs: clock.nowMs(), targetStatus: 'joining' });
+          return { joining: true };
         }
-        log.info(
-          { members: established.length, replacing },
-          replacing ? 'joining the cluster again with an empty data directory' : 'joining the cluster',
-        );
-        await this.announce('joining', replacing);
-        this.start({
-          kind: 'join',
-          target: this.self(),
-          replacing,
-          startedAtMs: clock.nowMs(),
-          tasks: undefined,
-          othersAtStart: this.othersStatuses(),
-        });
-        return { joining: true };
+        const alone = p.unanswered.length === 0;
+        const graceOver = clock.nowMs() - started >= this.config.formationGraceMs;
+        // Own name unresolvable: the discovery settings are wrong, and "nobody found" means nothing.
+        if (!this.config.mustJoin && p.selfProblem === undefined && (alone || graceOver)) {
+          log.info(
+            { undecidedPeers: p.undecided, unanswered: p.unanswered },
+            alone
+              ? 'no established cluster found: starting a new one'
+              : 'no established member answered within the formation grace: starting a new cluster',
+          );
+          await this.announce('normal', false);
+          this.probing = undefined;
+          return { joining: false };
+        }
+        probing.waitingFor =
+          p.selfProblem ?? (p.unanswered.length > 0 ? `candidates not answering: ${p.unanswered.join(', ')}` : 'candidates');
+        await this.pause(jittered(this.deps.random, delay));
+        delay = Math.min(delay * 2, 1000);
       }
-      const alone = p.unanswered.length === 0;
-      const graceOver = clock.nowMs() - started >= this.config.formationGraceMs;
-      // Own name unresolvable: the discovery settings are wrong, and "nobody found" means nothing.
-      if (!this.config.mustJoin && p.selfProblem === undefined && (alone || graceOver)) {
-        log.info(
-          { undecidedPeers: p.undecided, unanswered: p.unanswered },
-          alone
-            ? 'no established cluster found: starting a new one'
-            : 'no established member answered within the formation grace: starting a new cluster',
-        );
-        await this.announce('normal', false);
-        this.progress = freshProgress();
-        return { joining: false };
-      }
-      this.progress.waitingFor =
-        p.selfProblem ?? (p.unanswered.length > 0 ? `candidates not answering: ${p.unanswered.join(', ')}` : 'candidates');
-      await this.pause(delay);
-      delay = Math.min(delay * 2, 1000);
+    } catch (err) {
+      if (this.probing === probing) this.probing = undefined;
+      throw err;
     }
   }
 
@@ -251,20 +289,40 @@ export class Movement {
     if (replacing) this.deps.log.warn({}, 'this id was a member before: its ranges are rebuilt from every other replica');
   }
 
-  /** After a restart: a join or leave that was under way goes on where it stopped. */
+  /** After a restart: a move that was under way goes on from its saved state. */
   resume(): void {
-    const plan = this.deps.store.getMeta<MovePlan>(PLAN_META);
-    const status = this.deps.membership.table.self().status;
-    if (plan && (plan.kind === 'remove' || plan.target === this.self())) {
-      this.deps.log.info({ kind: plan.kind, target: plan.target }, 'resuming a move that was under way');
-      this.start(plan);
-    } else if (status === 'joining' || status === 'leaving') {
-      this.start({
-        kind: status === 'joining' ? 'join' : 'leave',
-        target: this.self(),
-        replacing: false,
-        startedAtMs: this.deps.clock.nowMs(),
-        tasks: undefined,
+    const { store, membership, clock, log } = this.deps;
+    const saved = store.getMeta<unknown>(PLAN_META);
+    const status = membership.table.self().status;
+    if (saved !== undefined && saved !== null) {
+      const parsed = parseMoveState(saved);
+      if ('error' in parsed) {
+        // a plan saved by another version: said loudly, and shown in /admin/move; never guessed at
+        log.error({ err: parsed.error }, 'cannot resume the move that was under way');
+        const kind: MoveKind = status === 'leaving' ? 'leave' : 'join';
+        this.run = {
+          state: newMove({ kind, target: this.self(), replacing: false, startedAtMs: clock.nowMs() }),
+          streaming: false,
+          recordsStreamed: 0,
+          bytesStreamed: 0,
+          finishedAtMs: clock.nowMs(),
+          error: parsed.error,
+        };
+        return;
+      }
+      const state = parsed.state;
+      if (state.kind === 'remove' || state.target === this.self()) {
+        log.info({ kind: state.kind, target: state.target }, 'resuming a move that was under way');
+        this.start(state, { type: 'restarted', nowMs: clock.nowMs(), targetStatus: this.statusOf(state.target) });
+        return;
+      }
+    }
+    if (status === 'joining' || status === 'leaving') {
+      const kind: MoveKind = status === 'joining' ? 'join' : 'leave';
+      this.start(newMove({ kind, target: this.self(), replacing: false, startedAtMs: clock.nowMs() }), {
+        type: 'start',
+        nowMs: clock.nowMs(),
+        targetStatus: status,
       });
     }
   }
@@ -277,7 +335,12 @@ export class Movement {
     if (self.status !== 'normal') throw new MoveRefused(`this node is ${self.status}; only a normal member can be decommissioned`);
     const others = this.deps.membership.table.members().filter((m) => m.id !== self.id && m.status === 'normal');
     if (others.length === 0) throw new MoveRefused('this is the last member: there is nobody to hand its data to');
-    return this.start({ kind: 'leave', target: self.id, replacing: false, startedAtMs: this.deps.clock.nowMs(), tasks: undefined });
+    const now = this.deps.clock.nowMs();
+    return this.start(newMove({ kind: 'leave', target: self.id, replacing: false, startedAtMs: now }), {
+      type: 'start',
+      nowMs: now,
+      targetStatus: self.status,
+    });
   }
 
   /** removenode: a member that is gone for good; its ranges are rebuilt from the other replicas. */
@@ -292,11 +355,16 @@ export class Movement {
     if (membership.liveness(id) !== 'down' && !force) {
       throw new MoveRefused(`${id} is not down (it is ${membership.liveness(id)}): decommission it, or stop it first`);
     }
-    return this.start({ kind: 'remove', target: id, replacing: false, startedAtMs: this.deps.clock.nowMs(), tasks: undefined });
+    const now = this.deps.clock.nowMs();
+    return this.start(newMove({ kind: 'remove', target: id, replacing: false, startedAtMs: now }), {
+      type: 'start',
+      nowMs: now,
+      targetStatus: target.status,
+    });
   }
 
-  private start(plan: MovePlan): Promise<void> {
-    this.current = this.run(plan).finally(() => {
+  private start(state: MoveState, first: MoveEvent): Promise<void> {
+    this.current = this.execute(state, first).finally(() => {
       this.current = undefined;
     });
     // the caller may not wait (a join runs in the background): never an unhandled rejection
@@ -304,125 +372,207 @@ export class Movement {
     return this.current;
   }
 
-  // ---- the move ---------------------------------------------------------------------------------
-
-  private async run(plan: MovePlan): Promise<void> {
-    const { log, clock, membership, store } = this.deps;
-    this.progress = {
-      ...freshProgress(),
-      kind: plan.kind,
-      target: plan.target,
-      replacing: plan.replacing,
-      startedAtMs: plan.startedAtMs,
-      phase: 'confirm',
-    };
-    try {
-      for (;;) {
-        if (plan.kind !== 'join') await this.awaitOthers(plan);
-        if (plan.kind === 'leave' && membership.table.self().status !== 'leaving') {
-          await membership.setStatus('leaving', 0);
-          await this.deps.saveStatus('leaving');
-        }
-        if (plan.kind === 'remove' && membership.table.get(plan.target)?.status !== 'leaving') {
-          await membership.setStatusOf(plan.target, 'leaving');
-        }
-        await store.putMeta(PLAN_META, plan);
-        log.info({ kind: plan.kind, target: plan.target, placement: membership.placement.checksum() }, `${plan.kind} started: confirming`);
-        await this.confirm(plan);
-        if (!(await this.backOff(plan))) break;
-      }
-      this.progress.phase = 'settle';
-      await this.pause(this.config.requestTimeoutMs, true);
-      if (plan.tasks === undefined) {
-        plan.tasks = this.planTasks(plan);
-        await store.putMeta(PLAN_META, plan);
-      }
-      this.progress.phase = 'stream';
-      this.progress.rangesTotal = plan.tasks.length;
-      this.progress.rangesDone = plan.tasks.filter((t) => t.done).length;
-      log.info(
-        { kind: plan.kind, ranges: plan.tasks.length, left: plan.tasks.length - this.progress.rangesDone },
-        `${plan.kind}: streaming`,
-      );
-      await this.stream(plan);
-      this.progress.phase = 'finish';
-      await this.finish(plan);
-      await store.putMeta(PLAN_META, null);
-      this.progress.phase = 'done';
-      this.progress.finishedAtMs = clock.nowMs();
-      this.progress.waitingFor = undefined;
-      const seconds = ((clock.nowMs() - plan.startedAtMs) / 1000).toFixed(1);
-      log.info(
-        { kind: plan.kind, target: plan.target, seconds, records: this.progress.recordsStreamed, bytes: this.progress.bytesStreamed },
-        `${plan.kind} of ${plan.target} finished`,
-      );
-    } catch (err) {
-      this.progress.phase = 'failed';
-      this.progress.error = String(err instanceof Error ? err.message : err);
-      this.progress.finishedAtMs = clock.nowMs();
-      if (this.running) log.error({ kind: plan.kind, target: plan.target, err: this.progress.error }, `${plan.kind} stopped`);
-      throw err;
-    }
-  }
+  // ---- the executor -----------------------------------------------------------------------------
 
   /**
-   * Before a decommission or removal starts: waits (at most moveWaitMs) while other members join or
-   * leave, so that moves go one at a time. Not needed for correctness (placement.ts holds for moves
-   * at once too), but each move shrinks the stable replicas of the ranges it touches.
+   * Runs the state machine from `state`: steps it with each event, carries out the actions it
+   * returns, and feeds their results back, one event at a time, until the move is done. Rejects
+   * when an action fails in a way the protocol does not expect (the move stops, `failed`), or
+   * when the node stops (it resumes from its saved state at the next start).
    */
-  private async awaitOthers(plan: MovePlan): Promise<void> {
-    const { membership, clock, random } = this.deps;
-    const since = clock.nowMs();
-    // pods removed by one scale-down all start their decommission at the same instant: a random
-    // pause (up to a second) lets one announce itself before the others look
-    const fresh = (plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status) === 'normal';
-    if (fresh) await this.pause(random.next() * 1000, true);
-    for (;;) {
-      // ask the others what moves they see (an empty ring-state round): the local table may not
-      // know yet of a move another member has just announced
-      await this.poll(plan, []);
-      const moving = membership.table.members().filter((m) => m.id !== plan.target && (m.status === 'joining' || m.status === 'leaving'));
-      // already moving (resumed after a restart): go on
-      const mine = plan.kind === 'remove' ? membership.table.get(plan.target)?.status : membership.table.self().status;
-      if (moving.length === 0 || mine === 'leaving' || clock.nowMs() - since >= this.config.moveWaitMs) return;
-      this.progress.waitingFor = `another move to finish: ${moving.map((m) => `${m.id} ${m.status}`).join(', ')}`;
-      await this.pause(this.config.retryMs * 2);
-    }
+  private execute(state: MoveState, first: MoveEvent): Promise<void> {
+    const run: Run = { state, streaming: false, recordsStreamed: 0, bytesStreamed: 0, finishedAtMs: undefined, error: undefined };
+    this.run = run;
+    return new Promise<void>((resolve, reject) => {
+      let over = false;
+      const queue: MoveEvent[] = [];
+      let stepping = false;
+      let saving: Promise<void> = Promise.resolve();
+      const fail = (err: unknown) => {
+        if (over) return;
+        over = true;
+        run.error = String(err instanceof Error ? err.message : err);
+        run.finishedAtMs = this.deps.clock.nowMs();
+        if (this.running)
+          this.deps.log.error({ kind: run.state.kind, target: run.state.target, err: run.error }, `${run.state.kind} stopped`);
+        reject(err);
+      };
+      const feed = (event: MoveEvent) => {
+        if (over) return;
+        queue.push(event);
+        if (stepping) return;
+        stepping = true;
+        try {
+          for (let e = queue.shift(); e && !over; e = queue.shift()) {
+            const r = step(run.state, e, this.moveConfig);
+            run.state = r.state;
+            if (r.state.phase.name === 'stream') run.streaming = true;
+            for (const a of r.actions) perform(a);
+            if (r.state.phase.name === 'done') {
+              over = true;
+              run.finishedAtMs = r.state.phase.finishedAtMs;
+              resolve();
+            }
+          }
+        } catch (err) {
+          fail(err);
+        } finally {
+          stepping = false;
+        }
+      };
+      const later = (work: () => Promise<MoveEvent>) => {
+        work().then((e) => feed(e), fail);
+      };
+      const now = () => this.deps.clock.nowMs();
+      const perform = (a: MoveAction) => {
+        switch (a.type) {
+          case 'log':
+            this.deps.log[a.level](a.fields, a.msg);
+            return;
+          case 'progress':
+            if (run.state.target === this.self()) this.deps.membership.setProgress(a.share);
+            return;
+          case 'save': {
+            // saves go to the store in the order they were asked for
+            const done = saving.then(() => this.deps.store.putMeta(PLAN_META, a.state));
+            saving = done.catch(() => {});
+            done.then(
+              () => feed({ type: 'saved', nowMs: now(), seq: a.seq }),
+              (err: unknown) =>
+                feed({ type: 'save-failed', nowMs: now(), seq: a.seq, error: String(err instanceof Error ? err.message : err) }),
+            );
+            return;
+          }
+          case 'pause':
+            later(async () => {
+              const ms =
+                a.jitter === 'none' ? a.ms : a.jitter === 'spread' ? this.deps.random.next() * a.ms : jittered(this.deps.random, a.ms);
+              await this.pause(ms);
+              return { type: 'timer', nowMs: now() };
+            });
+            return;
+          case 'poll-moves':
+            later(async () => {
+              // ask the others what moves they see (an empty ring-state round): the local table may
+              // not know yet of a move another member has just announced
+              await this.poll(run.state, []);
+              const target = run.state.target;
+              return { type: 'moves-seen', nowMs: now(), moving: this.movingExcept(target), targetStatus: this.statusOf(target) };
+            });
+            return;
+          case 'confirm-round':
+            later(async () => {
+              const { membership } = this.deps;
+              this.checkRunning();
+              const mine = membership.placement.checksum();
+              const s = run.state;
+              const entries = [membership.table.self(), ...(s.kind === 'remove' ? [membership.table.get(s.target) as MemberEntry] : [])];
+              const pending = await this.poll(s, entries);
+              const placementChanged = membership.placement.checksum() !== mine;
+              return { type: 'confirm-result', nowMs: now(), pending, placementChanged, moving: this.movingExcept(this.self()) };
+            });
+            return;
+          case 'set-status':
+            later(async () => {
+              this.checkRunning();
+              await this.setStatus(run.state, a.of, a.status, a.broadcast);
+              return { type: 'status-set', nowMs: now() };
+            });
+            return;
+          case 'plan':
+            later(async () => {
+              const s = run.state;
+              const { membership } = this.deps;
+              const others = this.othersStatuses();
+              if (s.kind === 'join' && !joinsAlone(s, membership.placement, this.self(), others)) {
+                this.deps.log.info(
+                  { replacing: s.replacing },
+                  'join: other moves around this one, streaming each range from every other replica',
+                );
+              }
+              return { type: 'planned', nowMs: now(), tasks: planTasks(s, membership.placement, this.self(), others) };
+            });
+            return;
+          case 'stream-page':
+            later(() => this.streamPage(run, a.task, a.source, a.after));
+            return;
+          case 'retry-page':
+            later(async () => {
+              await this.pause(jittered(this.deps.random, a.ms));
+              const task = run.state.tasks?.[a.task] as MoveTask;
+              const sourceDown = this.livenessOf(a.source) === 'down';
+              return { type: 'retry', nowMs: now(), task: a.task, source: a.source, sourceDown, alternatives: this.fallbackSources(task) };
+            });
+            return;
+        }
+      };
+      feed(first);
+    });
   }
 
-  /**
-   * Two decommissions that started at the same moment (a Parallel scale-down runs every removed
-   * pod's preStop at once) both saw nobody else moving. Before any data moves, the one with the
-   * larger id steps back to normal and waits its turn. Safe: a leaving member took no writes and
-   * was not read, and as a normal member it is a replica again that repair brings up to date (the
-   * writes it missed are on W of the others). Only within moveWaitMs of the start: then both go.
-   */
-  private async backOff(plan: MovePlan): Promise<boolean> {
-    const { membership, log } = this.deps;
-    const rival = this.rival(plan);
-    if (!rival) return false;
-    log.info(
-      { rival: rival.id, rivalStatus: rival.status },
-      `another move started at the same time (${rival.id} ${rival.status}): waiting for it`,
-    );
-    await membership.setStatus('normal');
-    await this.deps.saveStatus('normal');
-    await this.broadcast(plan, membership.table.self());
-    return true;
-  }
-
-  /** For a decommission not yet streaming: another move, by a member with a smaller id, that it yields to. */
-  private rival(plan: MovePlan): MemberEntry | undefined {
+  /** One page of a task from one source, delivered to its receiver; the result as an event. */
+  private async streamPage(run: Run, index: number, source: string, after: StreamCursor | undefined): Promise<MoveEvent> {
     const { membership, clock } = this.deps;
-    if (plan.kind !== 'leave' || plan.tasks !== undefined || clock.nowMs() - plan.startedAtMs >= this.config.moveWaitMs) return undefined;
-    const self = this.self();
-    return membership.table.members().find((m) => m.id !== self && (m.status === 'leaving' || m.status === 'joining') && m.id < self);
+    this.checkRunning();
+    const task = run.state.tasks?.[index] as MoveTask;
+    if (task.to !== this.self() && membership.table.get(task.to)?.status === 'removed') {
+      const instead = membership.placement.replicasForToken(task.hi).pending.filter((id) => id !== task.to);
+      return { type: 'receiver-gone', nowMs: clock.nowMs(), task: index, instead };
+    }
+    try {
+      const page = await this.fetchPage(source, task, after);
+      if (page.records.length > 0) await this.deliver(run, task.to, page.records);
+      return { type: 'page', nowMs: clock.nowMs(), task: index, source, next: page.next };
+    } catch (err) {
+      this.checkRunning();
+      return {
+        type: 'page-failed',
+        nowMs: clock.nowMs(),
+        task: index,
+        source,
+        why: String(err instanceof Error ? err.message : err),
+        sourceState: this.livenessOf(source),
+        receiverState: this.livenessOf(task.to),
+      };
+    }
+  }
+
+  private livenessOf(id: string): string {
+    return id === this.self() ? 'alive' : this.deps.membership.liveness(id);
+  }
+
+  private statusOf(id: string): MemberStatus | undefined {
+    return id === this.self() ? this.deps.membership.table.self().status : this.deps.membership.table.get(id)?.status;
+  }
+
+  /** The members other than `except` that are joining or leaving. */
+  private movingExcept(except: string): Moving[] {
+    return this.deps.membership.table
+      .members()
+      .filter((m) => m.id !== except && (m.status === 'joining' || m.status === 'leaving'))
+      .map((m) => ({ id: m.id, status: m.status }));
+  }
+
+  /** A status flip of this node (persisted with its meta) or of a removed member, then broadcast if asked. */
+  private async setStatus(s: MoveState, of: string, status: MemberStatus, broadcast: boolean): Promise<void> {
+    const { membership } = this.deps;
+    if (of === this.self()) {
+      if (!(status === 'leaving' && membership.table.self().status === 'leaving')) {
+        await membership.setStatus(status, status === 'leaving' ? 0 : undefined);
+        await this.deps.saveStatus(status);
+      }
+    } else if (status === 'leaving' || status === 'removed') {
+      if (!(status === 'leaving' && membership.table.get(of)?.status === 'leaving')) await membership.setStatusOf(of, status);
+    } else {
+      throw new Error(`a removal sets another member's status to leaving or removed, not ${status}`);
+    }
+    if (broadcast) await this.broadcast(s, (of === this.self() ? membership.table.self() : membership.table.get(of)) as MemberEntry);
   }
 
   /** Sends an entry to every member now (best effort; gossip carries it anyway). */
-  private async broadcast(plan: MovePlan, entry: MemberEntry): Promise<void> {
+  private async broadcast(s: MoveState, entry: MemberEntry): Promise<void> {
     await Promise.all(
-      this.confirmers(plan).map((m) =>
+      this.confirmers(s).map((m) =>
         this.deps.transport
           .send(m.address, { type: 'ring-state', from: this.self(), entries: [entry] }, this.config.requestTimeoutMs)
           .catch(() => undefined),
@@ -431,20 +581,20 @@ export class Movement {
   }
 
   /** The members that must see the new placement before data moves: all of them but a removed target. */
-  private confirmers(plan: MovePlan): MemberEntry[] {
+  private confirmers(s: MoveState): MemberEntry[] {
     const self = this.self();
-    return this.deps.membership.table.members().filter((m) => m.id !== self && !(plan.kind === 'remove' && m.id === plan.target));
+    return this.deps.membership.table.members().filter((m) => m.id !== self && !(s.kind === 'remove' && m.id === s.target));
   }
 
   /**
    * One ring-state round: sends `entries` to every member, learns the moves they see, and returns
    * the members that do not (yet) compute this node's placement, with why.
    */
-  private async poll(plan: MovePlan, entries: MemberEntry[]): Promise<string[]> {
+  private async poll(s: MoveState, entries: MemberEntry[]): Promise<string[]> {
     const { membership, transport } = this.deps;
     const pending: string[] = [];
     await Promise.all(
-      this.confirmers(plan).map(async (m) => {
+      this.confirmers(s).map(async (m) => {
         try {
           const r = await transport.send(m.address, { type: 'ring-state', from: this.self(), entries }, this.config.requestTimeoutMs);
           if (Array.isArray(r.moving)) await membership.learn(r.moving);
@@ -457,33 +607,6 @@ export class Movement {
     return pending;
   }
 
-  /** Sends this move's entry to every member until each computes the placement this node does. */
-  private async confirm(plan: MovePlan): Promise<void> {
-    const { membership, clock, log } = this.deps;
-    let lastLog = clock.nowMs();
-    for (;;) {
-      this.checkRunning();
-      const mine = membership.placement.checksum();
-      const entries = [membership.table.self(), ...(plan.kind === 'remove' ? [membership.table.get(plan.target) as MemberEntry] : [])];
-      const pending = await this.poll(plan, entries);
-      if (pending.length === 0 && membership.placement.checksum() === mine) {
-        this.progress.waitingFor = undefined;
-        return;
-      }
-      // a decommission that collided with another: no use confirming, it steps back (backOff)
-      if (this.rival(plan)) return;
-      this.progress.waitingFor = `members to confirm the ring change: ${pending.join(', ') || 'placement changed meanwhile'}`;
-      if (clock.nowMs() - lastLog >= TUNING.moveWaitLogMs) {
-        lastLog = clock.nowMs();
-        log.warn(
-          { kind: plan.kind, waitingFor: pending },
-          `${plan.kind} waits for members to confirm (a member that is down blocks it until it is back, or removed)`,
-        );
-      }
-      await this.pause(this.config.retryMs);
-    }
-  }
-
   /** The other members and their statuses, as one comparable string. */
   private othersStatuses(): string {
     const self = this.self();
@@ -492,128 +615,6 @@ export class Movement {
       .filter((m) => m.id !== self)
       .map((m) => `${m.id}:${m.status}`)
       .join(',');
-  }
-
-  /** The ranges to stream, and between whom, from the placement every member now agrees on. */
-  private planTasks(plan: MovePlan): MoveTask[] {
-    const tasks: MoveTask[] = [];
-    const self = this.self();
-    const placement = this.deps.membership.placement;
-    // a join that nothing moved around: the displaced replica holds all the range's data
-    const alone =
-      plan.kind === 'join' &&
-      !plan.replacing &&
-      plan.othersAtStart === this.othersStatuses() &&
-      [...placement.moving.keys()].every((id) => id === self);
-    if (plan.kind === 'join' && !alone) {
-      this.deps.log.info({ replacing: plan.replacing }, 'join: other moves around this one, streaming each range from every other replica');
-    }
-    for (const { lo, hi, replicas } of placement.ranges()) {
-      if (plan.kind === 'join') {
-        if (!replicas.pending.includes(self)) continue;
-        const others = [...replicas.stable, ...replicas.displaced].filter((id) => id !== self);
-        const from = !alone || replicas.displaced.length === 0 ? others : replicas.displaced;
-        if (from.length > 0) tasks.push({ lo, hi, to: self, from, cursors: {}, done: false });
-      } else {
-        if (!replicas.displaced.includes(plan.target)) continue;
-        // A range that loses a replica and gains none (the ring shrinks below N) must also reach its
-        // remaining replicas: a write acknowledged by the departing one and one other may have
-        // missed the rest, and with nobody new to stream to, it would be left on one replica.
-        const shrinks = replicas.write.length < replicas.stable.length + replicas.displaced.length;
-        const receivers = shrinks ? replicas.write : replicas.pending;
-        for (const to of receivers) {
-          const from = plan.kind === 'leave' ? [self] : replicas.stable.filter((id) => id !== plan.target && id !== to);
-          if (from.length > 0) tasks.push({ lo, hi, to, from, cursors: {}, done: false });
-        }
-      }
-    }
-    return tasks;
-  }
-
-  private async stream(plan: MovePlan): Promise<void> {
-    const tasks = plan.tasks as MoveTask[];
-    const queue = tasks.filter((t) => !t.done);
-    // progress is saved for resuming after a crash: at most once per PLAN_SAVE_MS (a plan holds
-    // hundreds of ranges; saving it after every page would cost more than the page)
-    let saving: Promise<void> = Promise.resolve();
-    let lastSave = this.deps.clock.nowMs();
-    const write = () => {
-      lastSave = this.deps.clock.nowMs();
-      saving = saving.then(() => this.deps.store.putMeta(PLAN_META, plan)).catch(() => {});
-    };
-    const save = () => {
-      if (this.deps.clock.nowMs() - lastSave >= PLAN_SAVE_MS) write();
-    };
-    const worker = async () => {
-      for (let task = queue.shift(); task; task = queue.shift()) {
-        const instead = await this.streamTask(plan, task, save);
-        // its receiver left the cluster meanwhile: the range goes to whoever gains it now
-        for (const to of instead) {
-          const again: MoveTask = { lo: task.lo, hi: task.hi, to, from: [...task.from], cursors: {}, done: false };
-          tasks.push(again);
-          queue.push(again);
-          this.progress.rangesTotal++;
-        }
-        task.done = true;
-        this.progress.rangesDone++;
-        const share = this.progress.rangesDone / Math.max(1, this.progress.rangesTotal);
-        if (plan.target === this.self()) this.deps.membership.setProgress(share);
-        save();
-      }
-    };
-    await Promise.all(Array.from({ length: this.config.concurrentRanges }, worker));
-    write();
-    await saving;
-  }
-
-  /**
-   * Streams one range from each of its sources, page by page, retrying what fails. Returns the
-   * members to stream it to instead when its receiver was removed from the cluster meanwhile
-   * (another move planned around this one): empty when it was delivered.
-   */
-  private async streamTask(plan: MovePlan, task: MoveTask, save: () => void): Promise<string[]> {
-    const { membership } = this.deps;
-    for (const source of [...task.from]) {
-      for (;;) {
-        this.checkRunning();
-        if (task.to !== this.self() && membership.table.get(task.to)?.status === 'removed') {
-          const now = membership.placement.replicasForToken(task.hi).pending.filter((id) => id !== task.to);
-          this.deps.log.info({ range: [task.lo, task.hi], removed: task.to, instead: now }, 'stream receiver left the cluster');
-          return now;
-        }
-        const at = task.cursors[source];
-        if (at === true) break;
-        try {
-          const page = await this.fetchPage(source, task, at);
-          if (page.records.length > 0) await this.deliver(task.to, page.records);
-          task.cursors[source] = page.next ?? true;
-          this.progress.waitingFor = undefined;
-          save();
-        } catch (err) {
-          const state = (id: string) => (id === this.self() ? 'alive' : membership.liveness(id));
-          this.progress.waitingFor = `range (${task.lo}, ${task.hi}] from ${source} (${state(source)}) to ${task.to} (${state(task.to)}): ${String(
-            err instanceof Error ? err.message : err,
-          )}`;
-          await this.pause(this.config.retryMs);
-          // a source that went down: a join of a new member falls back to every other live
-          // replica of the range, which together hold everything it held (placement.ts)
-          if (plan.kind === 'join' && !plan.replacing && state(source) === 'down') {
-            const alternatives = this.fallbackSources(task).filter((alt) => alt !== source);
-            if (alternatives.length > 0) {
-              for (const alt of alternatives) if (!task.from.includes(alt)) task.from.push(alt);
-              task.cursors[source] = true;
-              this.deps.log.info(
-                { range: [task.lo, task.hi], source, instead: alternatives },
-                'stream source is down: streaming from the other replicas',
-              );
-            }
-          }
-        }
-      }
-    }
-    // sources added while streaming (fallbacks) are streamed too
-    if (task.from.some((s) => task.cursors[s] !== true)) return this.streamTask(plan, task, save);
-    return [];
   }
 
   private fallbackSources(task: MoveTask): string[] {
@@ -634,7 +635,7 @@ export class Movement {
     return this.send(source, msg, this.config.requestTimeoutMs * 5);
   }
 
-  private async deliver(to: string, records: Array<[string, StoredRecord]>): Promise<void> {
+  private async deliver(run: Run, to: string, records: Array<[string, StoredRecord]>): Promise<void> {
     for (const [key, r] of records) {
       if (!isStoredRecord(r)) throw new BadMessageError(`a streamed record of ${JSON.stringify(key)} is malformed`);
     }
@@ -656,29 +657,14 @@ export class Movement {
       }
       this.streamed?.inc({ direction: 'sent' }, records.length);
     }
-    this.progress.recordsStreamed += records.length;
-    this.progress.bytesStreamed += bytes;
+    run.recordsStreamed += records.length;
+    run.bytesStreamed += bytes;
   }
 
   private send<M extends Message>(id: string, msg: M, timeoutMs: number): Promise<ReplyOf<M>> {
     const address = this.deps.membership.addressOf(id);
     if (!address) return Promise.reject(new Error(`unknown member ${id}`));
     return this.deps.transport.send(address, msg, timeoutMs);
-  }
-
-  private async finish(plan: MovePlan): Promise<void> {
-    const { membership } = this.deps;
-    if (plan.kind === 'join') {
-      await membership.setStatus('normal');
-      await this.deps.saveStatus('normal');
-    } else if (plan.kind === 'leave') {
-      await membership.setStatus('removed');
-      await this.deps.saveStatus('removed');
-    } else {
-      await membership.setStatusOf(plan.target, 'removed');
-    }
-    // tell everyone now rather than wait for gossip
-    await this.broadcast(plan, (plan.kind === 'remove' ? membership.table.get(plan.target) : membership.table.self()) as MemberEntry);
   }
 
   private checkRunning(): void {
