@@ -352,7 +352,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
           )
         : log.warn(
             { idlePollUs: config.idlePollUs },
-            'idle polling: the polling thread could not be given the lowest priority; it competes with the node for CPU',
+            'idle polling is off: its thread could not be given the lowest priority on its own (it must not compete with the node; Linux only)',
           ),
     );
   }

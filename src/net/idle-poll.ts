@@ -5,15 +5,18 @@
 // sender's write() on loopback, which runs the receiver's wake-up) waits for that. A hop between two
 // processes then costs ~0.1-0.3 ms more when the CPUs are idle than when they are busy (measured on
 // this project's benchmark machine, whose kernel runs with guest halt-polling off:
-// `haltpoll.guest_halt_poll_ns=0`; docs/BENCHMARKS.md). A single client pays it on every hop; under
-// load the CPUs never go idle and nobody pays it. The kernel's own remedy is guest halt-polling
-// (200 µs by default where it is on); ScyllaDB's is its reactor polling for --idle-poll-time-us
-// (200 µs) before it sleeps. This is the second, for a process whose event loop cannot spin: a
-// worker thread, niced to 19 so that any real work preempts it, spins while a message came in the
-// last `windowUs` and sleeps otherwise. The event loop only counts messages (`beat`: one atomic
-// add, no system call); the spinner reads the count, so starting to spin costs the hot path nothing
-// and the spinner, asleep, costs nothing either. Off by default: the CPU it spends under light load
-// counts against a container's CPU limit.
+// `haltpoll.guest_halt_poll_ns=0`; docs/BENCHMARKS.md). A single client pays it on every hop. The
+// kernel's own remedy is guest halt-polling (200 µs by default where it is on); ScyllaDB's is its
+// reactor polling for --idle-poll-time-us (200 µs) before it sleeps. This is the second, for a
+// process whose event loop cannot spin: a worker thread, niced to 19 so that any real work preempts
+// it, spins while a message came in the last `windowUs` and sleeps otherwise. The event loop only
+// counts messages (`beat`: one atomic add, no system call); the spinner reads the count, so the hot
+// path makes no call to start it. Where the thread cannot be niced on its own (only Linux nices one
+// thread), it does not spin at all: it must never compete with the node.
+// What it costs, measured (docs/BENCHMARKS.md): CPU under light load, where it spins most of the
+// time; and under heavy load it takes the CPUs' idle moments, which on two vCPUs shared by three
+// members cost 6-17% of their throughput. Hence off by default; CPU time also counts against a
+// container's CPU limit.
 
 import { Worker } from 'node:worker_threads';
 
@@ -35,9 +38,12 @@ const RECENT_MS = 1000;
 const SPINNER = `
 const { workerData, parentPort } = require('node:worker_threads');
 const os = require('node:os');
-let niced = true;
-try { os.setPriority(0, 19); } catch { niced = false; }  // on Linux, this thread only
+let niced = false;
+if (os.platform() === 'linux') {
+  try { os.setPriority(0, 19); niced = true; } catch {}  // on Linux, this thread only
+}
 parentPort.postMessage({ niced });
+if (!niced) process.exit(0);
 const shared = new Int32Array(workerData.buffer);
 const windowMs = workerData.windowUs / 1000;
 let seen = Atomics.load(shared, 0);
@@ -54,7 +60,7 @@ for (;;) {
 `;
 
 export interface IdlePoll {
-  /** The spinner's thread was given the lowest priority (false: it runs at the process's own). */
+  /** The spinner's thread was given the lowest priority and spins (false: it has ended, or was never started). */
   readonly niced: Promise<boolean>;
   stop(): Promise<void>;
 }
