@@ -33,11 +33,16 @@
 //     member joining or leaving, at most `moveWaitMs` from when it began to wait;
 //   - a decommission that sees a member with a smaller id moving, before it has planned and within
 //     `moveWaitMs` of its start, steps back to normal (`back-off`) and waits its turn;
-//   - after `moveWaitMs` both go ahead; and two decommissions can pass each other between one's
-//     look around (`wait`) and its announcement, or the smaller id can announce after the larger
-//     one planned. Then both stream and both flip: placement.ts's argument holds for moves at once
-//     too (each computes its plan from the placement with both moves in it), it only costs
-//     availability. test/unit/move.test.ts shows both the rules and such an interleaving.
+//   - a decommission that, once announced, still sees another member joining or leaving waits for
+//     it before it settles (within `moveWaitMs`): a look around can be older than the other's
+//     announcement, so two can both be leaving, and then the smaller id waits while the larger one
+//     either steps back (it had not planned) or finishes (it had). So within `moveWaitMs` two
+//     decommissions never stream or flip at the same time (test/unit/move.test.ts);
+//   - after `moveWaitMs` (and with --concurrent-moves, which sets it to 0) both go ahead; then
+//     placement.ts's argument holds for moves at once too (each computes its plan from the placement
+//     with both moves in it); it only costs availability. Joins announce themselves as they start
+//     and do not wait: a join that other moves went on around streams each range from every other
+//     replica (`othersAtStart`).
 
 import assert from './assert';
 import type { MemberStatus } from './membership';
@@ -355,7 +360,10 @@ export function step(state: MoveState, event: MoveEvent, config: MoveConfig): St
           ],
         };
       }
-      if (event.pending.length === 0 && !event.placementChanged) {
+      // a decommission that another move (a larger id: it steps back unless it has planned) still
+      // runs beside waits for it before it settles, so the two do not stream and flip at once
+      const ahead = aheadOf(s, event.moving, event.nowMs, config);
+      if (event.pending.length === 0 && !event.placementChanged && ahead === undefined) {
         return {
           state: { ...s, phase: { name: 'settle' }, waitingFor: undefined },
           actions: [{ type: 'pause', ms: config.requestTimeoutMs, jitter: 'none', reason: 'settle' }],
@@ -376,7 +384,10 @@ export function step(state: MoveState, event: MoveEvent, config: MoveConfig): St
         state: {
           ...s,
           phase: { name: 'confirm', step: 'pause', lastWarnMs: warn ? event.nowMs : p.lastWarnMs },
-          waitingFor: `members to confirm the ring change: ${event.pending.join(', ') || 'placement changed meanwhile'}`,
+          waitingFor:
+            event.pending.length > 0 || event.placementChanged || ahead === undefined
+              ? `members to confirm the ring change: ${event.pending.join(', ') || 'placement changed meanwhile'}`
+              : `${ahead.id} (${ahead.status}) to finish its move`,
         },
         actions,
       };
@@ -494,6 +505,16 @@ function confirmRound(s: MoveState, lastWarnMs: number, before: MoveAction[] = [
 function rivalOf(s: MoveState, moving: readonly Moving[], nowMs: number, config: MoveConfig): Moving | undefined {
   if (s.kind !== 'leave' || s.tasks !== undefined || nowMs - s.startedAtMs >= config.moveWaitMs) return undefined;
   return moving.find((m) => m.id !== s.target && (m.status === 'leaving' || m.status === 'joining') && m.id < s.target);
+}
+
+/**
+ * Another move a decommission must let finish first: within `moveWaitMs`, before it has planned,
+ * any other member joining or leaving. (A larger id that has not planned steps back when it sees
+ * this one, `rivalOf`; one that has planned finishes, and this one goes on after it.)
+ */
+function aheadOf(s: MoveState, moving: readonly Moving[], nowMs: number, config: MoveConfig): Moving | undefined {
+  if (s.kind !== 'leave' || s.tasks !== undefined || nowMs - s.startedAtMs >= config.moveWaitMs) return undefined;
+  return moving.find((m) => m.id !== s.target && (m.status === 'leaving' || m.status === 'joining'));
 }
 
 type Streaming = Extract<MovePhase, { name: 'stream' }>;
