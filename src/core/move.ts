@@ -33,16 +33,18 @@
 //     member joining or leaving, at most `moveWaitMs` from when it began to wait;
 //   - a decommission that sees a member with a smaller id moving, before it has planned and within
 //     `moveWaitMs` of its start, steps back to normal (`back-off`) and waits its turn;
-//   - a decommission that, once announced, still sees another member joining or leaving waits for
-//     it before it settles (within `moveWaitMs`): a look around can be older than the other's
-//     announcement, so two can both be leaving, and then the smaller id waits while the larger one
-//     either steps back (it had not planned) or finishes (it had). So within `moveWaitMs` two
-//     decommissions never stream or flip at the same time (test/unit/move.test.ts);
-//   - after `moveWaitMs` (and with --concurrent-moves, which sets it to 0) both go ahead; then
+//   - a move that, once announced, still sees another beside it waits for it before it settles
+//     (within `moveWaitMs`; `aheadOf`): a decommission for any other move, a join for a join by a
+//     smaller id. A look around can be older than the other's announcement, so two decommissions
+//     can both be leaving: the smaller id then waits while the larger one either steps back (it had
+//     not planned) or finishes (it had). Two fresh nodes can both announce a join at once: the
+//     larger id waits. A join waits for no decommission, so no two moves wait on each other. So
+//     within `moveWaitMs` no two moves stream or flip at the same time (test/unit/move.test.ts);
+//   - after `moveWaitMs` (at once in the simulator's --concurrent-moves, which sets it to 0) both go ahead; then
 //     placement.ts's argument holds for moves at once too (each computes its plan from the placement
-//     with both moves in it); it only costs availability. Joins announce themselves as they start
-//     and do not wait: a join that other moves went on around streams each range from every other
-//     replica (`othersAtStart`).
+//     with both moves in it); it only costs availability. (A join looks around before it announces
+//     itself too: node/movement.ts's bootstrap waits while another move is under way. A join that
+//     other moves went on around streams each range from every other replica, `othersAtStart`.)
 
 import assert from './assert';
 import type { MemberStatus } from './membership';
@@ -360,8 +362,8 @@ export function step(state: MoveState, event: MoveEvent, config: MoveConfig): St
           ],
         };
       }
-      // a decommission that another move (a larger id: it steps back unless it has planned) still
-      // runs beside waits for it before it settles, so the two do not stream and flip at once
+      // a move that another still runs beside waits for it before it settles (`aheadOf`), so the
+      // two do not stream and flip at once
       const ahead = aheadOf(s, event.moving, event.nowMs, config);
       if (event.pending.length === 0 && !event.placementChanged && ahead === undefined) {
         return {
@@ -508,13 +510,17 @@ function rivalOf(s: MoveState, moving: readonly Moving[], nowMs: number, config:
 }
 
 /**
- * Another move a decommission must let finish first: within `moveWaitMs`, before it has planned,
- * any other member joining or leaving. (A larger id that has not planned steps back when it sees
- * this one, `rivalOf`; one that has planned finishes, and this one goes on after it.)
+ * Another move this one must let finish first, within `moveWaitMs` and before it has planned:
+ *   - a decommission: any other member joining or leaving (a larger id that has not planned steps
+ *     back when it sees this one, `rivalOf`; one that has planned finishes, then this one goes on);
+ *   - a join: another join by a smaller id (two joins that announced at once go one after the
+ *     other; a join waits for nobody else, so no two moves can wait on each other).
  */
 function aheadOf(s: MoveState, moving: readonly Moving[], nowMs: number, config: MoveConfig): Moving | undefined {
-  if (s.kind !== 'leave' || s.tasks !== undefined || nowMs - s.startedAtMs >= config.moveWaitMs) return undefined;
-  return moving.find((m) => m.id !== s.target && (m.status === 'leaving' || m.status === 'joining'));
+  if (s.tasks !== undefined || nowMs - s.startedAtMs >= config.moveWaitMs) return undefined;
+  if (s.kind === 'leave') return moving.find((m) => m.id !== s.target && (m.status === 'leaving' || m.status === 'joining'));
+  if (s.kind === 'join') return moving.find((m) => m.status === 'joining' && m.id < s.target);
+  return undefined;
 }
 
 type Streaming = Extract<MovePhase, { name: 'stream' }>;
