@@ -39,7 +39,9 @@
 //     can both be leaving: the smaller id then waits while the larger one either steps back (it had
 //     not planned) or finishes (it had). Two fresh nodes can both announce a join at once: the
 //     larger id waits. A join waits for no decommission, so no two moves wait on each other. So
-//     within `moveWaitMs` no two moves stream or flip at the same time (test/unit/move.test.ts);
+//     within `moveWaitMs` no two joins or decommissions stream or flip at the same time
+//     (test/unit/move.test.ts). A removal (removenode, for a member that is gone) waits for none:
+//     decommissions wait for it;
 //   - after `moveWaitMs` (at once in the simulator's --concurrent-moves, which sets it to 0) both go ahead; then
 //     placement.ts's argument holds for moves at once too (each computes its plan from the placement
 //     with both moves in it); it only costs availability. (A join looks around before it announces
