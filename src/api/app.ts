@@ -15,6 +15,7 @@ import { type ClientGuard, clientGuard } from './client-auth';
 import { mountDashboard } from './dashboard';
 import { HttpError, jsonReplies, notAnObject, sendError } from './errors';
 import { BODY_OVERHEAD_BYTES, createKvHandler, isKvPath } from './kv';
+import { moveCounts } from './move-json';
 import type { TokenRegistry } from './tokens';
 
 export interface AppOptions {
@@ -83,12 +84,7 @@ function moveStatus(node: Node): Record<string, unknown> {
             started_at: iso(p.startedAtMs),
             finished_at: iso(p.finishedAtMs),
             elapsed_ms: elapsedMs(node, p.startedAtMs, p.finishedAtMs),
-            ranges_total: p.rangesTotal,
-            ranges_done: p.rangesDone,
-            records_streamed: p.recordsStreamed,
-            bytes_streamed: p.bytesStreamed,
-            waiting_for: p.waitingFor ?? null,
-            error: p.error ?? null,
+            ...moveCounts(p),
           },
   };
 }

@@ -17,6 +17,7 @@ import { histogramQuantile } from '../core/quantile';
 import type { Counter, Histogram } from '../metrics';
 import type { Node } from '../node/node';
 import { sendError } from './errors';
+import { moveCounts } from './move-json';
 
 /** Seconds of per-second samples each node keeps (5 minutes). */
 export const SAMPLES_KEPT = 300;
@@ -185,12 +186,7 @@ function localView(node: Node, sampler: Sampler, inflight: () => number, sinceS:
             kind: m.kind,
             target: m.target ?? null,
             phase: m.phase ?? null,
-            ranges_total: m.rangesTotal,
-            ranges_done: m.rangesDone,
-            records_streamed: m.recordsStreamed,
-            bytes_streamed: m.bytesStreamed,
-            waiting_for: m.waitingFor ?? null,
-            error: m.error ?? null,
+            ...moveCounts(m),
             started_at_ms: m.startedAtMs ?? null,
             finished_at_ms: m.finishedAtMs ?? null,
           },
