@@ -260,6 +260,9 @@ async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> 
   };
 }
 
+/** A row of a results table: its label, what it reads from a round, its decimals. */
+type Row = [string, (r: RoundResult) => number, number];
+
 function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (s.length === 0) return Number.NaN;
@@ -322,22 +325,22 @@ async function main(): Promise<void> {
   const has = (name: SystemName) => results[name].length > 0;
   const fmt = (x: number, digits = 0) =>
     Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
-  const rows: Array<[string, (r: RoundResult) => number, number, 'higher' | 'lower' | 'none']> = [
-    ['writes/s, 64 connections', (r) => r.write64.opsPerSec, 0, 'higher'],
-    ['write p50 ms, 64 connections', (r) => r.write64.p50Ms, 2, 'lower'],
-    ['write p99 ms, 64 connections', (r) => r.write64.p99Ms, 2, 'lower'],
-    ['reads/s, 64 connections', (r) => r.read64.opsPerSec, 0, 'higher'],
-    ['read p50 ms, 64 connections', (r) => r.read64.p50Ms, 2, 'lower'],
-    ['read p99 ms, 64 connections', (r) => r.read64.p99Ms, 2, 'lower'],
-    ['write p50 ms, 1 connection', (r) => r.write1.p50Ms, 2, 'lower'],
-    ['write p99 ms, 1 connection', (r) => r.write1.p99Ms, 2, 'lower'],
-    ['read p50 ms, 1 connection', (r) => r.read1.p50Ms, 2, 'lower'],
-    ['read p99 ms, 1 connection', (r) => r.read1.p99Ms, 2, 'lower'],
-    ['CPU µs per write (all members)', (r) => r.cpuUsPerWrite, 0, 'lower'],
-    ['CPU µs per read (all members)', (r) => r.cpuUsPerRead, 0, 'lower'],
-    ['read/write syscalls per write (all members)', (r) => r.syscallsPerWrite, 1, 'lower'],
-    ['read/write syscalls per read (all members)', (r) => r.syscallsPerRead, 1, 'lower'],
-    ['peak RSS per member, MB (largest)', (r) => Math.max(...r.peakRssMb), 0, 'none'],
+  const rows: Row[] = [
+    ['writes/s, 64 connections', (r) => r.write64.opsPerSec, 0],
+    ['write p50 ms, 64 connections', (r) => r.write64.p50Ms, 2],
+    ['write p99 ms, 64 connections', (r) => r.write64.p99Ms, 2],
+    ['reads/s, 64 connections', (r) => r.read64.opsPerSec, 0],
+    ['read p50 ms, 64 connections', (r) => r.read64.p50Ms, 2],
+    ['read p99 ms, 64 connections', (r) => r.read64.p99Ms, 2],
+    ['write p50 ms, 1 connection', (r) => r.write1.p50Ms, 2],
+    ['write p99 ms, 1 connection', (r) => r.write1.p99Ms, 2],
+    ['read p50 ms, 1 connection', (r) => r.read1.p50Ms, 2],
+    ['read p99 ms, 1 connection', (r) => r.read1.p99Ms, 2],
+    ['CPU µs per write (all members)', (r) => r.cpuUsPerWrite, 0],
+    ['CPU µs per read (all members)', (r) => r.cpuUsPerRead, 0],
+    ['read/write syscalls per write (all members)', (r) => r.syscallsPerWrite, 1],
+    ['read/write syscalls per read (all members)', (r) => r.syscallsPerRead, 1],
+    ['peak RSS per member, MB (largest)', (r) => Math.max(...r.peakRssMb), 0],
   ];
   const both = has('quorumkv') && has('etcd');
   const header = both ? '| | etcd | quorumkv | quorumkv / etcd |\n|---|---:|---:|---:|' : `| | ${systems[0]} |\n|---|---:|`;
@@ -368,6 +371,15 @@ async function main(): Promise<void> {
     );
   }
   const table = `${header}\n${lines.join('\n')}`;
+  /** Two quorumkv builds of this run side by side: medians of `a`, of `b`, and b / a. */
+  const versus = (a: SystemName, b: SystemName, heads: [string, string, string], of: ReadonlyArray<Row>) =>
+    `| | ${heads.join(' | ')} |\n|---|---:|---:|---:|\n${of
+      .map(([label, pick, digits]) => {
+        const x = m(a, pick);
+        const y = m(b, pick);
+        return `| ${label} | ${fmt(x, digits)} | ${fmt(y, digits)} | ${fmt(y / x, 2)} |`;
+      })
+      .join('\n')}`;
 
   const verdicts: string[] = [];
   if (both) {
@@ -446,12 +458,7 @@ ${rounds}
 `;
   if (has('quorumkv') || has('etcd')) console.log(`\nwritten to ${writeBenchmarkSection('quorum', section)}`);
   if (has('quorumkv') && has('quorumkv-tls')) {
-    const tlsRows = rows.slice(0, 12).map(([label, pick, digits]) => {
-      const plain = m('quorumkv', pick);
-      const secure = m('quorumkv-tls', pick);
-      return `| ${label} | ${fmt(plain, digits)} | ${fmt(secure, digits)} | ${fmt(secure / plain, 2)} |`;
-    });
-    const tlsTable = `| | plain (default) | TLS + tokens | TLS + tokens / plain |\n|---|---:|---:|---:|\n${tlsRows.join('\n')}`;
+    const tlsTable = versus('quorumkv', 'quorumkv-tls', ['plain (default)', 'TLS + tokens', 'TLS + tokens / plain'], rows.slice(0, 12));
     console.log(`\nplain against TLS + tokens, medians over ${ROUNDS} rounds\n${tlsTable}`);
     const tlsSection = `## What security costs: plain against HTTPS, mutual TLS and client tokens
 
@@ -467,20 +474,18 @@ ${tlsTable}
     console.log(`written to ${writeBenchmarkSection('tls', tlsSection)}`);
   }
   if (has('quorumkv') && has('quorumkv-poll')) {
-    const pollRows: Array<[string, (r: RoundResult) => number, number]> = [
-      ...rows.slice(0, 10).map(([label, pick, digits]) => [label, pick, digits] as [string, (r: RoundResult) => number, number]),
-      ['CPU µs per write, 64 connections (all members)', (r) => r.cpuUsPerWrite, 0],
-      ['CPU µs per read, 64 connections (all members)', (r) => r.cpuUsPerRead, 0],
-      ['CPU µs per write, 1 connection (all members)', (r) => r.cpuUsPerWrite1, 0],
-      ['CPU µs per read, 1 connection (all members)', (r) => r.cpuUsPerRead1, 0],
-    ];
-    const pollTable = `| | off (default) | --idle-poll-us ${IDLE_POLL_US} | on / off |\n|---|---:|---:|---:|\n${pollRows
-      .map(([label, pick, digits]) => {
-        const off = m('quorumkv', pick);
-        const on = m('quorumkv-poll', pick);
-        return `| ${label} | ${fmt(off, digits)} | ${fmt(on, digits)} | ${fmt(on / off, 2)} |`;
-      })
-      .join('\n')}`;
+    const pollTable = versus(
+      'quorumkv',
+      'quorumkv-poll',
+      ['off (default)', `--idle-poll-us ${IDLE_POLL_US}`, 'on / off'],
+      [
+        ...rows.slice(0, 10),
+        ['CPU µs per write, 64 connections (all members)', (r) => r.cpuUsPerWrite, 0],
+        ['CPU µs per read, 64 connections (all members)', (r) => r.cpuUsPerRead, 0],
+        ['CPU µs per write, 1 connection (all members)', (r) => r.cpuUsPerWrite1, 0],
+        ['CPU µs per read, 1 connection (all members)', (r) => r.cpuUsPerRead1, 0],
+      ],
+    );
     console.log(`\nidle polling off against on, medians over ${ROUNDS} rounds\n${pollTable}`);
     const pollSection = `## What idle polling buys a single client, and what it costs
 
