@@ -522,7 +522,7 @@ export const SETTINGS: readonly Setting[] = [
     arg: '<us>',
     description:
       'After each request or internode frame, keep one CPU polling (at the lowest priority) for this long, so the next message does not ' +
-      "wait for an idle virtual CPU to wake (ScyllaDB's --idle-poll-time-us). Costs CPU (and some throughput under heavy load; it counts against a CPU limit); Linux only; 0 turns it off",
+      "wait for an idle virtual CPU to wake (ScyllaDB's --idle-poll-time-us). Costs CPU under light load (it counts against a CPU limit) and stands down while the node is busy; Linux only; 0 turns it off",
     defaultText: `${DEFAULTS.idlePollUs} (off)`,
     fallback: () => DEFAULTS.idlePollUs,
     parse: integer(0, 100_000),

@@ -136,10 +136,19 @@ export function trackRequest(req: IncomingMessage, res: ServerResponse): void {
   }
   const conn = c;
   conn.pending++;
+  inHand++;
   conn.last = { req, res };
   res.once('close', () => {
     conn.pending--;
+    inHand--;
   });
+}
+
+let inHand = 0;
+
+/** Client requests received and not yet answered (or abandoned), on every connection. */
+export function requestsInHand(): number {
+  return inHand;
 }
 
 /**

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import { createHandler } from '../api/app';
-import { guardHttp, hostProblem, sendError, trackRequest } from '../api/errors';
+import { guardHttp, hostProblem, requestsInHand, sendError, trackRequest } from '../api/errors';
 import { refusePlaintext } from '../api/tls-port';
 import { TokenRegistry } from '../api/tokens';
 import { clientTls, internodeTls, redacted, type ServeConfig } from '../config';
@@ -269,8 +269,8 @@ export async function serve(config: ServeConfig): Promise<Running> {
   // requireHostHeader: false: a request without Host is refused by the handler, with a JSON body.
   const idlePoll = startIdlePoll(config.idlePollUs);
   const listener: http.RequestListener = (req, res) => {
-    beat();
     trackRequest(req, res);
+    beat(requestsInHand() > 1);
     if (closing) res.setHeader('connection', 'close');
     const noHost = hostProblem(req);
     if (noHost) {

@@ -14,18 +14,29 @@
 // path makes no call to start it. Where the thread cannot be niced on its own (only Linux nices one
 // thread), it does not spin at all: it must never compete with the node.
 // What it costs, measured (docs/BENCHMARKS.md): CPU under light load, where it spins most of the
-// time; and under heavy load it takes the CPUs' idle moments, which on two vCPUs shared by three
-// members cost 6-17% of their throughput. Hence off by default; CPU time also counts against a
-// container's CPU limit.
+// time. Under heavy load a spinning thread takes the CPUs' idle moments, and on this VM that cost
+// 6-17% of the throughput even at the lowest priority (SCHED_IDLE as well as nice 19: the host, not
+// the guest's scheduler, pays for it). So it does not spin while the node is busy: messages that
+// arrive while others are still in hand are counted apart (`crowded`), and two of them within
+// CROWD_PAIR_MS hold the spinner off for CROWD_HOLD_MS. A lone client never crowds the node it
+// talks to, so it keeps the whole benefit. The window has to outlast the gap between a lone
+// client's requests (~1.2 ms for a write here) or the next request finds the CPUs asleep anyway.
+// Off by default all the same: CPU time counts against a container's CPU limit.
 
 import { Worker } from 'node:worker_threads';
 
-/** [0]: messages seen so far (wraps); [1]: 1 once the spinner must stop. */
+/**
+ * [0]: messages seen so far (wraps); [1]: 1 once the spinner must stop; [2]: messages that came
+ * while others were still in hand (wraps).
+ */
 let shared: Int32Array | undefined;
 
-/** Counts one message (a client request, an internode read); free when idle polling is off. */
-export function beat(): void {
-  if (shared !== undefined) Atomics.add(shared, 0, 1);
+/**
+ * Counts one message (a client request, an internode read); `crowded` when it came while others
+ * were still in hand. Free when idle polling is off.
+ */
+export function beat(crowded: boolean): void {
+  if (shared !== undefined) Atomics.add(shared, crowded ? 2 : 0, 1);
 }
 
 /** While idle: how often the spinner looks at the count, shortly after traffic and long after. */
@@ -33,6 +44,13 @@ const RECHECK_RECENT_MS = 1;
 const RECHECK_IDLE_MS = 100;
 /** "Shortly after traffic": a message in the last second. */
 const RECENT_MS = 1000;
+/**
+ * Two crowded messages this close together mean the node is busy: no spinning for CROWD_HOLD_MS.
+ * (One alone does not: a lone client's write reaches the slowest replica with the one before it now
+ * and then, when that replica lags.)
+ */
+const CROWD_PAIR_MS = 5;
+const CROWD_HOLD_MS = 50;
 
 // Plain JavaScript, run by the worker (eval: no separate file to ship and find).
 const SPINNER = `
@@ -47,13 +65,23 @@ if (!niced) process.exit(0);
 const shared = new Int32Array(workerData.buffer);
 const windowMs = workerData.windowUs / 1000;
 let seen = Atomics.load(shared, 0);
+let crowdSeen = Atomics.load(shared, 2);
 let spinUntil = 0;
 let lastMessage = -Infinity;
+let lastCrowded = -Infinity;
+let holdUntil = 0;
 for (;;) {
   const count = Atomics.load(shared, 0);
+  const crowd = Atomics.load(shared, 2);
   const now = performance.now();
   if (count !== seen) { seen = count; spinUntil = now + windowMs; lastMessage = now; }
-  if (now < spinUntil) continue;
+  if (crowd !== crowdSeen) {
+    if (((crowd - crowdSeen) | 0) > 1 || now - lastCrowded < ${CROWD_PAIR_MS}) holdUntil = now + ${CROWD_HOLD_MS};
+    crowdSeen = crowd;
+    lastCrowded = now;
+    lastMessage = now;
+  }
+  if (now < spinUntil && now >= holdUntil) continue;
   if (Atomics.load(shared, 1) !== 0) break;
   Atomics.wait(shared, 0, seen, now - lastMessage < ${RECENT_MS} ? ${RECHECK_RECENT_MS} : ${RECHECK_IDLE_MS});
 }
@@ -68,7 +96,7 @@ export interface IdlePoll {
 /** Starts the spinner (one a process); `windowUs` 0 starts nothing. */
 export function startIdlePoll(windowUs: number): IdlePoll {
   if (windowUs <= 0 || shared !== undefined) return { niced: Promise.resolve(false), stop: async () => {} };
-  const buffer = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
+  const buffer = new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT);
   const own = new Int32Array(buffer);
   shared = own;
   const worker = new Worker(SPINNER, { eval: true, workerData: { buffer, windowUs } });

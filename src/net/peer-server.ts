@@ -226,7 +226,6 @@ class ServerConnection {
       this.close();
     });
     socket.on('data', (chunk: Buffer) => {
-      beat();
       this.onData(chunk);
     });
     socket.on('error', () => this.close());
@@ -274,6 +273,7 @@ class ServerConnection {
       this.protocolError(err);
       return;
     }
+    if (frames.length > 0) beat(frames.length > 1);
     for (const frame of frames) {
       if (this.isClosed()) return;
       try {

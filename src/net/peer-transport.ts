@@ -197,7 +197,9 @@ class PeerConnection {
     });
     socket.on(context === undefined ? 'connect' : 'secureConnect', () => this.onConnect());
     socket.on('data', (chunk: Buffer) => {
-      beat();
+      // never crowded: a lone client's write leaves the slower replica's answer to arrive after the
+      // next call went out (only the requests this node serves say whether it is busy)
+      beat(false);
       this.onData(chunk);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {

@@ -30,13 +30,13 @@ const spinners = () => threads().filter((t) => t.nice === 19);
 
 test('off (0 µs): no thread is started', async () => {
   const poll = startIdlePoll(0);
-  beat();
+  beat(false);
   expect(await poll.niced).toBe(false);
   expect(spinners()).toEqual([]);
   await poll.stop();
 });
 
-test('on: one thread at nice 19 spins while messages come, sleeps after the window, and is gone at stop', async () => {
+test('on: one thread at nice 19 spins while lone messages come, not while they crowd, sleeps after the window, and is gone at stop', async () => {
   expect(spinners()).toEqual([]);
   const poll = startIdlePoll(5_000);
   expect(await poll.niced).toBe(true);
@@ -53,7 +53,7 @@ test('on: one thread at nice 19 spins while messages come, sleeps after the wind
   const before = ticksOf();
 
   // a message every millisecond: the thread keeps running and spends CPU (ticks are 10 ms)
-  const beating = setInterval(beat, 1);
+  const beating = setInterval(() => beat(false), 1);
   try {
     await eventually(() => expect(ticksOf()).toBeGreaterThanOrEqual(before + 5), { timeoutMs: 20_000 });
   } finally {
@@ -66,6 +66,20 @@ test('on: one thread at nice 19 spins while messages come, sleeps after the wind
   const idle = ticksOf();
   await new Promise((r) => setTimeout(r, 500));
   expect(ticksOf()).toBeLessThanOrEqual(idle + 5);
+
+  // messages every millisecond again, some of them arriving while others are in hand (a node under
+  // load, whose event loop does not sleep between them): it does not spin
+  const crowding = setInterval(() => {
+    beat(false);
+    beat(true);
+  }, 1);
+  try {
+    const crowded = ticksOf();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(ticksOf()).toBeLessThanOrEqual(crowded + 5);
+  } finally {
+    clearInterval(crowding);
+  }
 
   await poll.stop();
   await eventually(() => expect(spinners()).toEqual([]));
