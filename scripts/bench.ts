@@ -21,7 +21,7 @@
 // Each comparison is its own section.
 //
 //   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
-//                              [--idle-poll-us 1000]
+//                              [--idle-poll-us 3000]
 //                              [--only quorumkv|quorumkv-tls|quorumkv-poll|etcd, comma-separated]
 
 import { randomBytes } from 'node:crypto';
@@ -37,7 +37,7 @@ import { rssSampler, sumCounters } from './lib/proc-stats';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
 const USAGE = `usage: node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
-                                 [--idle-poll-us 1000] [--only quorumkv,quorumkv-tls,quorumkv-poll,etcd]`;
+                                 [--idle-poll-us 3000] [--only quorumkv,quorumkv-tls,quorumkv-poll,etcd]`;
 const SYSTEMS = ['quorumkv', 'quorumkv-tls', 'quorumkv-poll', 'etcd'] as const;
 const args = argReader(process.argv.slice(2));
 const unknown = args.unknown(['rounds', 'seconds', 'connections', 'keys', 'idle-poll-us', 'only']);
@@ -55,7 +55,7 @@ const ROUNDS = Number(option('rounds', '3'));
 const SECONDS = Number(option('seconds', '10'));
 const CONNECTIONS = Number(option('connections', '64'));
 const KEYS = Number(option('keys', '10000'));
-const IDLE_POLL_US = args.num('idle-poll-us', 1000);
+const IDLE_POLL_US = args.num('idle-poll-us', 3000);
 const ONLY = option('only', '')
   .split(',')
   .filter((s) => s !== '');
