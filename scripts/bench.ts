@@ -492,7 +492,8 @@ ${tlsTable}
 - When: ${new Date().toISOString()}, the same run as the first section (same rounds, alternating order).
 - Machine: ${os.cpus().length} x ${cpu}, Node ${process.version}, ${os.platform()} ${os.release()}.
 - off: the nodes as \`npm start\` runs them. on: \`--idle-poll-us ${IDLE_POLL_US}\` (a thread at nice 19 keeps one CPU busy
-  for ${IDLE_POLL_US} µs after each client request or internode frame; src/net/idle-poll.ts). CPU counts every thread.
+  for ${IDLE_POLL_US} µs after each client request or internode frame, and stands down while the node is busy;
+  src/net/idle-poll.ts). CPU counts every thread.
 - Load as above.
 
 ${pollTable}
