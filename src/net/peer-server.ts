@@ -1,6 +1,6 @@
 // The internode port: accepts peers' connections, runs the handshake (./protocol.ts), decodes and
 // checks every request against its declared shape, hands it to the node, and sends the replies,
-// every reply of one event-loop turn in one socket write.
+// every reply of one event-loop turn in one socket write (a lone reply at once: ./flush.ts).
 //
 // What a connection may cost is bounded: before the handshake it may send only small frames and
 // must finish within `handshakeTimeoutMs`; after it, frames up to `maxFrameBytes`, and at most
@@ -205,6 +205,8 @@ class ServerConnection {
   private state: 'magic' | 'hello' | 'auth' | 'ready' | 'closed' = 'magic';
   private readonly splitter = new FrameSplitter(HANDSHAKE_MAX_FRAME_BYTES);
   private readonly out = new OutBuffer();
+  /** Frames in `out`. */
+  private queued = 0;
   private magicSeen = Buffer.alloc(0);
   private clientNonce = Buffer.alloc(0);
   private readonly nonce = randomBytes(NONCE_BYTES);
@@ -244,10 +246,13 @@ class ServerConnection {
     return this.state === 'closed';
   }
 
-  flush(): void {
-    if (this.state === 'closed' || this.out.length === 0) return;
+  flush(): number {
+    if (this.state === 'closed' || this.out.length === 0) return 0;
     this.socket.write(this.out.take());
     this.server.counters.socketWrites.inc();
+    const frames = this.queued;
+    this.queued = 0;
+    return frames;
   }
 
   private onData(chunk: Buffer): void {
@@ -366,6 +371,7 @@ class ServerConnection {
         if (this.state === 'closed') return;
         try {
           writeFrame(this.out, Kind.reply, id, code, (o) => encodeReplyBody(o, type, reply as object));
+          this.queued++;
           this.server.counters.framesSent.inc();
           this.server.flusher.mark(this);
         } catch (err) {
@@ -394,6 +400,7 @@ class ServerConnection {
   private replyError(id: number, code: number, errorCode: number, message: string): void {
     if (this.state === 'closed') return;
     writeFrame(this.out, Kind.error, id, code, (o) => encodeError(o, errorCode, message));
+    this.queued++;
     this.server.counters.framesSent.inc();
     this.server.flusher.mark(this);
   }

@@ -3,11 +3,11 @@
 // carrying any number of calls at once, matched to their replies by request id.
 //
 // Costs are per turn of the event loop, not per call: every frame encoded during a turn leaves in
-// one socket write (./flush.ts), and one timer for the whole transport keeps every deadline
-// (./deadlines.ts). A call fails with one of the four kinds of ./transport.ts, at the latest at its
-// deadline: `refused` when nothing listens, `unreachable` when the connection breaks or cannot be
-// used, `timeout` when no reply came in time (a hung or partitioned peer), `rejected` when the peer
-// answered with an error or refused the handshake.
+// one socket write (./flush.ts; a lone frame at once), and one timer for the whole transport keeps
+// every deadline (./deadlines.ts). A call fails with one of the four kinds of ./transport.ts, at
+// the latest at its deadline: `refused` when nothing listens, `unreachable` when the connection
+// breaks or cannot be used, `timeout` when no reply came in time (a hung or partitioned peer),
+// `rejected` when the peer answered with an error or refused the handshake.
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -163,6 +163,8 @@ class PeerConnection {
   private readonly splitter = new FrameSplitter(1024);
   private readonly pending = new Map<number, PendingCall>();
   private readonly out = new OutBuffer();
+  /** Frames in `out`. */
+  private queued = 0;
   private readonly nonce = randomBytes(NONCE_BYTES);
   private nextId = 1;
 
@@ -236,6 +238,7 @@ class PeerConnection {
         reject(new TransportError('rejected', `the ${msg.type} for ${this.label} could not be encoded: ${(err as Error).message}`));
         return;
       }
+      this.queued++;
       this.transport.counters.framesSent.inc();
       const deadline = this.transport.deadlines.add(timeoutMs, () => {
         this.pending.delete(id);
@@ -247,10 +250,13 @@ class PeerConnection {
     });
   }
 
-  flush(): void {
-    if (this.state !== 'ready' || this.out.length === 0) return;
+  flush(): number {
+    if (this.state !== 'ready' || this.out.length === 0) return 0;
     this.socket.write(this.out.take());
     this.transport.counters.socketWrites.inc();
+    const frames = this.queued;
+    this.queued = 0;
+    return frames;
   }
 
   private onConnect(): void {

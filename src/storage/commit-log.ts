@@ -74,7 +74,7 @@ interface Segment {
   seq: number;
 }
 
-/** One disk write: a header or the frames appended in one turn, and who waits on it. */
+/** One disk write: a header, or the frames appended in one turn or while the last write was in flight. */
 interface Batch {
   readonly segment: Segment;
   readonly offset: number;
@@ -128,6 +128,8 @@ export class CommitLog {
   /** The batch on its way to disk (queue[0] while writing): nothing more joins it. */
   private inFlight: Batch | undefined;
   private kickScheduled = false;
+  /** Frames the last disk write of frames carried (headers aside): more than one, and appends wait for the turn's end. */
+  private lastWriteFrames = 0;
   private readonly waiting: Waiting[] = [];
   /**
    * The segment appends go to; none at open when every segment holds writes still to replay (the
@@ -392,6 +394,13 @@ export class CommitLog {
 
   private scheduleKick(): void {
     if (this.kickScheduled || this.writing) return;
+    if (this.lastWriteFrames <= 1) {
+      // a lone write (the last disk write carried one frame, and none is in flight): to disk now,
+      // not after the rest of this turn. What this turn appends after it waits for it, and goes in
+      // the next disk write, which the completion starts at once.
+      this.kick();
+      return;
+    }
     this.kickScheduled = true;
     // after every I/O callback of this turn: the writes of one turn leave in one disk write
     setImmediate(this.kick);
@@ -420,6 +429,7 @@ export class CommitLog {
       }
       this.diskWrites++;
       this.framesWritten += batch.waiters.length;
+      if (batch.waiters.length > 0) this.lastWriteFrames = batch.waiters.length;
       for (const w of batch.waiters) w.resolve(w.position);
       this.kick();
     });

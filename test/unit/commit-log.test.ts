@@ -145,3 +145,24 @@ test('an apply that frees no segment leaves the waiting appends waiting once eac
   expect(keys(again.replay)).toEqual(Array.from({ length: 10 }, (_, i) => `k${String(2 * perSegment + i).padStart(4, '0')}`));
   await again.log.close();
 });
+
+test('a lone append goes to disk at once; appends that follow in its turn share the next disk write', async () => {
+  const { log } = CommitLog.open(options(), undefined);
+  await log.append(frame(0)); // the segment's header and one frame on disk: the last write carried one
+  const writesFor = async (appends: number) => {
+    const before = log.diskWrites;
+    await Promise.all(Array.from({ length: appends }, (_, i) => log.append(frame(100 + i))));
+    return log.diskWrites - before;
+  };
+  // the first of the turn leaves at once, alone; the other three wait for it, then go together
+  expect(await writesFor(4)).toBe(2);
+  // the last write carried three: a turn's appends all wait for the turn's end, one write
+  expect(await writesFor(4)).toBe(1);
+  // so does a lone one; its write carries one frame, so the next turn's first leaves at once again
+  expect(await writesFor(1)).toBe(1);
+  expect(await writesFor(3)).toBe(2);
+  await log.close();
+  const again = CommitLog.open(options(), undefined);
+  expect(again.replay).toHaveLength(13);
+  await again.log.close();
+});
