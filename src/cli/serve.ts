@@ -166,8 +166,13 @@ export interface Running {
 export async function serve(config: ServeConfig): Promise<Running> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   const unlock = lockDataDir(config.dataDir);
+  // One message or none in hand (a client request, a call the internode server is handling): a
+  // lone frame or commit-log write then goes at once instead of at the end of the event-loop turn
+  // (src/net/flush.ts). The internode server is made further down.
+  let peerCalls = () => 0;
+  const alone = () => requestsInHand() + peerCalls() <= 1;
   // a record is at most a value with its key and version: the key limit is far under the room left
-  const store = LmdbStore.open({ path: config.dataDir, maxRecordBytes: config.maxValueBytes + 64 * 1024 });
+  const store = LmdbStore.open({ path: config.dataDir, maxRecordBytes: config.maxValueBytes + 64 * 1024, alone });
   if (store.replayedAtOpen > 0) log.info({ writes: store.replayedAtOpen }, 'replayed writes from the commit log');
   const metrics = new Metrics({ processMetrics: true });
   // What the heap may grow to: follows the container's memory limit in a pod (heap.ts).
@@ -202,6 +207,7 @@ export async function serve(config: ServeConfig): Promise<Running> {
     peerAddress: (apiAddress) => internodeAddress(apiAddress, distance),
     log,
     metrics,
+    alone,
     maxFrameBytes: MAX_REPLY_FRAME_BYTES,
     tls: dialContext === undefined ? undefined : () => dialContext as ReturnType<typeof clientContext>,
   });
@@ -260,7 +266,9 @@ export async function serve(config: ServeConfig): Promise<Running> {
     maxFrameBytes: maxRequestFrameBytes(config.maxValueBytes),
     apiAddress: config.advertiseAddress,
     tls: internodeTls(config.tls) ? tlsMaterial : undefined,
+    alone,
   });
+  peerCalls = () => peerServer.callsInHand();
   await peerServer.listen(config.internodePort, config.host);
 
   // While shutting down, every response says Connection: close, so peers' and clients' keep-alive

@@ -63,6 +63,8 @@ export interface PeerServerOptions {
    * says why.
    */
   tls?: TlsMaterial | undefined;
+  /** Whether the node has one message or none in hand: only then may a lone reply leave at once (./flush.ts). */
+  alone?: () => boolean;
 }
 
 /** Frames before the handshake completes are tiny; a stranger cannot make the node buffer more. */
@@ -74,13 +76,16 @@ const LOG_INTERVAL_MS = 10_000;
 export class PeerServer {
   private readonly server: net.Server;
   private readonly connections = new Set<ServerConnection>();
-  readonly flusher = new FlushScheduler();
+  readonly flusher: FlushScheduler;
   readonly counters: InternodeCounters;
+  /** Requests being handled, on every connection. */
+  private inHand = 0;
   private readonly refusals: ((reason: string) => void) | undefined;
   /** Per reason: when a refusal was last logged, and how many went unlogged since. */
   private readonly logged = new Map<string, { atMs: number; unlogged: number }>();
 
   constructor(readonly options: PeerServerOptions) {
+    this.flusher = new FlushScheduler(options.alone);
     const m = options.metrics;
     this.counters = internodeCounters(m, 'in', () => this.connections.size);
     const refused = m?.counter(
@@ -164,6 +169,16 @@ export class PeerServer {
   /** Connections open now (tests). */
   connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Requests from peers being handled now, on every connection. */
+  callsInHand(): number {
+    return this.inHand;
+  }
+
+  /** A connection took a request (`+1`) or answered one (`-1`). */
+  counted(delta: 1 | -1): void {
+    this.inHand += delta;
   }
 
   /** Stops accepting and closes every connection. */
@@ -355,6 +370,7 @@ class ServerConnection {
       return;
     }
     this.inflight++;
+    this.server.counted(1);
     if (!this.paused && this.inflight >= (this.server.options.maxInflightPerConnection ?? 4096)) {
       this.paused = true;
       this.socket.pause();
@@ -391,6 +407,7 @@ class ServerConnection {
 
   private done(): void {
     this.inflight--;
+    this.server.counted(-1);
     if (this.paused && this.inflight < (this.server.options.maxInflightPerConnection ?? 4096) / 2) {
       this.paused = false;
       if (this.state !== 'closed') this.socket.resume();

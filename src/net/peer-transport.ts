@@ -69,6 +69,8 @@ export interface PeerTransportOptions {
    * (members are reached by pod IP: see ./tls.ts).
    */
   tls?: (() => tls.SecureContext) | undefined;
+  /** Whether the node has one message or none in hand: only then may a lone frame leave at once (./flush.ts). */
+  alone?: () => boolean;
 }
 
 /** Node's codes for a certificate that did not verify, and OpenSSL's for a refused TLS handshake. */
@@ -103,11 +105,12 @@ export class PeerTransport implements Transport {
   /** Peers that refused the handshake: the refusal, and until when it stands. */
   private readonly refusals = new Map<string, { error: TransportError; untilMs: number }>();
   readonly deadlines = new Deadlines();
-  readonly flusher = new FlushScheduler();
+  readonly flusher: FlushScheduler;
   readonly counters: InternodeCounters;
   private closed = false;
 
   constructor(readonly options: PeerTransportOptions) {
+    this.flusher = new FlushScheduler(options.alone);
     const m = options.metrics;
     this.counters = internodeCounters(m, 'out', () => this.connections.size);
   }

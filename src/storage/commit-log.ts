@@ -59,6 +59,8 @@ export interface CommitLogOptions {
   maxWaitingAppends: number;
   /** Called when appends are waiting for LMDB to catch up (the store applies at once). */
   onPressure: () => void;
+  /** Whether the node has one message or none in hand: only then may a lone write go to disk at once (always, when not given). */
+  alone?: () => boolean;
 }
 
 /** Bytes before a frame's payload: length, checksum, segment seq. */
@@ -394,10 +396,10 @@ export class CommitLog {
 
   private scheduleKick(): void {
     if (this.kickScheduled || this.writing) return;
-    if (this.lastWriteFrames <= 1) {
-      // a lone write (the last disk write carried one frame, and none is in flight): to disk now,
-      // not after the rest of this turn. What this turn appends after it waits for it, and goes in
-      // the next disk write, which the completion starts at once.
+    if (this.lastWriteFrames <= 1 && (this.options.alone?.() ?? true)) {
+      // a lone write (the node has one message in hand, the last disk write carried one frame, and
+      // none is in flight): to disk now, not after the rest of this turn. What this turn appends
+      // after it waits for it, and goes in the next disk write, which the completion starts at once.
       this.kick();
       return;
     }

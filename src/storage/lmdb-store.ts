@@ -99,6 +99,8 @@ export interface LmdbStoreOptions {
   applyIntervalMs?: number;
   /** Commit log segment size, at least twice maxRecordBytes (default: that, and at least 4 MiB). */
   logSegmentBytes?: number;
+  /** Whether the node has one message or none in hand (the commit log's `alone`). */
+  alone?: () => boolean;
 }
 
 export class LmdbStore implements Store {
@@ -158,7 +160,14 @@ export class LmdbStore implements Store {
     const applied = meta.get(APPLIED_THROUGH) as [number, number] | undefined;
     let store: LmdbStore | undefined;
     const { log, replay } = CommitLog.open(
-      { dir: logDir, segmentBytes, maxSegments: 16, maxWaitingAppends: 10_000, onPressure: () => store?.applySoon(0) },
+      {
+        dir: logDir,
+        segmentBytes,
+        maxSegments: 16,
+        maxWaitingAppends: 10_000,
+        onPressure: () => store?.applySoon(0),
+        ...(options.alone ? { alone: options.alone } : {}),
+      },
       applied === undefined ? undefined : { seq: applied[0], offset: applied[1] },
     );
     const last = replay[replay.length - 1];

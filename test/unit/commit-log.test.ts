@@ -166,3 +166,20 @@ test('a lone append goes to disk at once; appends that follow in its turn share 
   expect(again.replay).toHaveLength(13);
   await again.log.close();
 });
+
+test('a node with more than one message in hand leaves even a lone append for the turn end', async () => {
+  let busy = false;
+  const { log } = CommitLog.open(options({ alone: () => !busy }), undefined);
+  await log.append(frame(0));
+  const writesFor = async (from: number, appends: number) => {
+    const before = log.diskWrites;
+    await Promise.all(Array.from({ length: appends }, (_, i) => log.append(frame(from + i))));
+    return log.diskWrites - before;
+  };
+  busy = true;
+  expect(await writesFor(10, 4)).toBe(1); // the last write carried one, but the node is busy
+  expect(await writesFor(20, 1)).toBe(1);
+  busy = false;
+  expect(await writesFor(30, 4)).toBe(2); // alone again: the first at once, the other three after it
+  await log.close();
+});

@@ -79,3 +79,15 @@ test('a connection with nothing to write changes nothing', async () => {
   c.send();
   expect(c.writes).toEqual([1]);
 });
+
+test('a node with more than one message in hand batches even a lone frame', async () => {
+  let busy = true;
+  const c = new Connection(new FlushScheduler(() => !busy));
+  c.send();
+  expect(c.writes).toEqual([]);
+  await turnEnd();
+  expect(c.writes).toEqual([1]);
+  busy = false;
+  c.send();
+  expect(c.writes).toEqual([1, 1]);
+});

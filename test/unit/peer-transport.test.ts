@@ -172,6 +172,28 @@ test('the frames queued in one event-loop turn leave in one socket write (after 
   expect(await burst()).toEqual({ frames: 100, writes: 1 });
 });
 
+test('the server counts the requests it is handling, on every connection, until each is answered', async () => {
+  const release: Array<() => void> = [];
+  const { transport, server, api } = await pair({
+    handle: () => new Promise((resolve) => release.push(() => resolve({ record: null }))),
+  });
+  const calls = [transport.send(api, read('a'), 5000), transport.send(api, read('b'), 5000)];
+  while (release.length < 2) await new Promise((r) => setTimeout(r, 5));
+  expect(server.callsInHand()).toBe(2);
+  (release.shift() as () => void)();
+  await calls[0];
+  expect(server.callsInHand()).toBe(1);
+  // a call whose connection is gone still stops counting once its handler is done
+  const third = transport.send(api, read('c'), 5000).catch(() => undefined);
+  while (release.length < 2) await new Promise((r) => setTimeout(r, 5));
+  expect(server.callsInHand()).toBe(2);
+  await transport.close();
+  for (const r of release.splice(0)) r();
+  await Promise.allSettled([calls[1], third]);
+  await new Promise((r) => setImmediate(r));
+  expect(server.callsInHand()).toBe(0);
+});
+
 test('a peer that does not answer costs a call its deadline, and no more', async () => {
   const { transport, api } = await pair({ handle: () => new Promise(() => {}) });
   const started = performance.now();
