@@ -20,9 +20,14 @@
 // (`quorumkv-poll`: `--idle-poll-us`, what it buys a single client on a VM and what CPU it costs).
 // Each comparison is its own section.
 //
+// And once per round, the floor (scripts/lib/quorum-floor.ts): three bare processes that do only
+// what any N=3, W=2 write must (HTTP in, a frame to each peer, an O_DSYNC write on each, the reply
+// after two), through the same one-connection phases. It is this machine's least cost for a quorum
+// write in this run, against which the single-client rows are read.
+//
 //   node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
 //                              [--idle-poll-us 3000]
-//                              [--only quorumkv|quorumkv-tls|quorumkv-poll|etcd, comma-separated]
+//                              [--only quorumkv|quorumkv-tls|quorumkv-poll|etcd|floor, comma-separated]
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,11 +39,12 @@ import { EtcdCluster, findEtcd } from './lib/etcd';
 import { LocalCluster } from './lib/local-cluster';
 import { makeCa, makeCert } from './lib/pki';
 import { rssSampler, sumCounters } from './lib/proc-stats';
+import { FloorCluster } from './lib/quorum-floor';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
 const USAGE = `usage: node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
-                                 [--idle-poll-us 3000] [--only quorumkv,quorumkv-tls,quorumkv-poll,etcd]`;
-const SYSTEMS = ['quorumkv', 'quorumkv-tls', 'quorumkv-poll', 'etcd'] as const;
+                                 [--idle-poll-us 3000] [--only quorumkv,quorumkv-tls,quorumkv-poll,etcd,floor]`;
+const SYSTEMS = ['quorumkv', 'quorumkv-tls', 'quorumkv-poll', 'etcd', 'floor'] as const;
 const args = argReader(process.argv.slice(2));
 const unknown = args.unknown(['rounds', 'seconds', 'connections', 'keys', 'idle-poll-us', 'only']);
 if (unknown.length > 0) {
@@ -260,6 +266,32 @@ async function measure(wrk: string, sut: SystemUnderTest): Promise<RoundResult> 
   };
 }
 
+/** The floor's round: the one-connection phases only, on the first member, after a warm-up at one connection. */
+interface FloorResult {
+  write1: WrkResult;
+  read1: WrkResult;
+}
+
+async function measureFloor(wrk: string): Promise<FloorResult> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'floor-bench-'));
+  const floor = await FloorCluster.start(dir);
+  try {
+    const load = (mode: WrkMode, seconds = SECONDS) =>
+      runWrk(wrk, { mode, targets: floor.targets.slice(0, 1), connections: 1, seconds, keys: KEYS, valueBytes: VALUE_BYTES });
+    await load('qkv-put', WARMUP_SECONDS);
+    const write1 = await load('qkv-put');
+    const body = JSON.stringify({ value });
+    await fillKeys((i) =>
+      fetch(`http://${floor.targets[i % 3]}/kv/bench:${i}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body }),
+    );
+    const read1 = await load('qkv-get');
+    return { write1, read1 };
+  } finally {
+    await floor.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A row of a results table: its label, what it reads from a round, its decimals. */
 type Row = [string, (r: RoundResult) => number, number];
 
@@ -306,10 +338,21 @@ async function main(): Promise<void> {
   console.log(
     `bench: ${ROUNDS} rounds of ${systems.join(' and ')}; ${CONNECTIONS} connections; ${KEYS} keys; ${VALUE_BYTES}-byte values; ${SECONDS} s per phase`,
   );
-  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], 'quorumkv-tls': [], 'quorumkv-poll': [], etcd: [] };
+  // the floor's rounds are kept apart (one-connection phases only): its list here stays empty
+  const results: Record<SystemName, RoundResult[]> = { quorumkv: [], 'quorumkv-tls': [], 'quorumkv-poll': [], etcd: [], floor: [] };
+  const floorRounds: FloorResult[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? systems : [...systems].reverse();
     for (const name of order) {
+      if (name === 'floor') {
+        const f = await measureFloor(wrk);
+        floorRounds.push(f);
+        console.log(
+          `round ${round + 1}/${ROUNDS} floor:\n  write x1 p50 ${f.write1.p50Ms.toFixed(2)} ms  errors ${errorsOf(f.write1)}\n` +
+            `  read x1 p50 ${f.read1.p50Ms.toFixed(2)} ms  errors ${errorsOf(f.read1)}`,
+        );
+        continue;
+      }
       const sut = name === 'etcd' ? await startEtcd(etcdBinary as string) : await startQuorumkv(name);
       try {
         const r = await measure(wrk, sut);
@@ -416,6 +459,17 @@ async function main(): Promise<void> {
     verdicts.push(`- ${w1 <= 1 ? 'met' : 'NOT met'}: one connection, write p50 ≤ 1.0 ms (${fmt(w1, 2)} ms)`);
     verdicts.push(`- ${r1 <= 0.5 ? 'met' : 'NOT met'}: one connection, read p50 ≤ 0.5 ms (${fmt(r1, 2)} ms)`);
   }
+  if (floorRounds.length > 0) {
+    const fw = median(floorRounds.map((f) => f.write1.p50Ms));
+    const fr = median(floorRounds.map((f) => f.read1.p50Ms));
+    const beside = has('quorumkv')
+      ? `; quorumkv's are ${fmt(m('quorumkv', (r) => r.write1.p50Ms) - fw, 2)} and ${fmt(m('quorumkv', (r) => r.read1.p50Ms) - fr, 2)} ms above it`
+      : '';
+    verdicts.push(
+      `- the floor of this run (bare processes doing only a quorum write's or read's HTTP, frames and O_DSYNC writes): ` +
+        `one connection, write p50 ${fmt(fw, 2)} ms, read p50 ${fmt(fr, 2)} ms${beside}`,
+    );
+  }
   if (has('quorumkv-poll')) {
     const w1 = m('quorumkv-poll', (r) => r.write1.p50Ms);
     const r1 = m('quorumkv-poll', (r) => r.read1.p50Ms);
@@ -424,12 +478,22 @@ async function main(): Promise<void> {
     verdicts.push(`- ${r1 <= 0.5 ? 'met' : 'NOT met'} ${flag}: one connection, read p50 ≤ 0.5 ms (${fmt(r1, 2)} ms)`);
   }
   const rounds = systems
+    .filter((name) => name !== 'floor')
     .map(
       (name) =>
         `${name}, each round: writes/s ${results[name].map((r) => r.write64.opsPerSec.toFixed(0)).join(', ')}; ` +
         `reads/s ${results[name].map((r) => r.read64.opsPerSec.toFixed(0)).join(', ')}; ` +
         `errors ${results[name].map((r) => errorsOf(r.write64) + errorsOf(r.read64) + errorsOf(r.write1) + errorsOf(r.read1)).join(', ')}; ` +
         `peak RSS MB ${results[name].map((r) => r.peakRssMb.map((x) => x.toFixed(0)).join('/')).join(', ')}`,
+    )
+    .concat(
+      floorRounds.length === 0
+        ? []
+        : [
+            `floor, each round: one connection, write p50 ms ${floorRounds.map((f) => f.write1.p50Ms.toFixed(2)).join(', ')}; ` +
+              `read p50 ms ${floorRounds.map((f) => f.read1.p50Ms.toFixed(2)).join(', ')}; ` +
+              `errors ${floorRounds.map((f) => errorsOf(f.write1) + errorsOf(f.read1)).join(', ')}`,
+          ],
     )
     .map((l) => `- ${l}`)
     .join('\n');
@@ -448,7 +512,14 @@ async function main(): Promise<void> {
 - etcd ${systems.includes('etcd') ? '3.4 (Debian etcd-server)' : '(not installed: no comparison)'}: its JSON gateway, \`POST /v3/kv/put\`, and
   \`POST /v3/kv/range\` with \`"serializable": true\`.
 - CPU and system calls: user + system time and read/write-class system calls (/proc/<pid>/io) of
-  every member during the 64-connection phase, divided by the requests it completed.
+  every member during the 64-connection phase, divided by the requests it completed.${
+    floorRounds.length > 0
+      ? `
+- Floor: \`scripts/lib/quorum-floor.ts\`, three bare processes started fresh in each round, through the same
+  one-connection phases (a write: HTTP in, a frame to each peer, an O_DSYNC write on each, the reply after two;
+  a read: its own copy and one peer's). What any N=3, W=2 write costs on this machine in this run.`
+      : ''
+  }
 
 ${table}
 
