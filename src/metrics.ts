@@ -22,20 +22,43 @@ export interface HistogramChild {
 }
 
 export class Counter {
+  /** The bound series, each counting in a plain number until the family is next read. */
+  private readonly bound: Array<{ labels: Labels | undefined; n: number }> = [];
+
   constructor(readonly family: prom.Counter<string>) {}
+
   inc(labels?: Labels, by = 1): void {
     if (labels === undefined) this.family.inc(by);
     else this.family.inc(labels, by);
   }
-  /** The series of these labels, bound once (and shown as 0 until counted): for hot paths. */
+
+  /**
+   * The series of these labels, bound once (and shown as 0 until counted): for hot paths. It adds
+   * to a number of its own, which reaches prom-client when the family is read (collect, below):
+   * prom-client's own bound series hashes its labels on every increment, which on a path that
+   * counts several frames per request cost more than the rest of the counting.
+   */
   child(labels?: Labels): CounterChild {
-    if (labels === undefined) {
-      this.family.inc(0);
-      return { inc: (by = 1) => this.family.inc(by) };
+    if (labels === undefined) this.family.inc(0);
+    else this.family.inc(labels, 0);
+    const series = { labels, n: 0 };
+    this.bound.push(series);
+    return {
+      inc: (by = 1) => {
+        series.n += by;
+      },
+    };
+  }
+
+  /** Moves what the bound series counted into the family: prom-client calls it on every read. */
+  collect(): void {
+    for (const s of this.bound) {
+      if (s.n === 0) continue;
+      const by = s.n;
+      s.n = 0;
+      if (s.labels === undefined) this.family.inc(by);
+      else this.family.inc(s.labels, by);
     }
-    const bound = this.family.labels(labels);
-    bound.inc(0);
-    return { inc: (by = 1) => bound.inc(by) };
   }
 }
 
@@ -92,7 +115,16 @@ export class Metrics {
   }
 
   counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
-    return new Counter(new prom.Counter({ name, help, labelNames, registers: [this.checked(name)] }));
+    let counter: Counter | undefined;
+    const family = new prom.Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.checked(name)],
+      collect: () => counter?.collect(),
+    });
+    counter = new Counter(family);
+    return counter;
   }
 
   /** A counter kept elsewhere (a running total that only grows), read when scraped. */
