@@ -153,7 +153,10 @@ function decodeRecord(r: Reader): StoredRecord {
   return (expiresAt === undefined ? { version, value } : { version, value, expiresAt }) as StoredRecord;
 }
 
-/** Hand codecs for the messages every client request sends: replica writes and reads, and their replies. */
+/**
+ * Hand codecs for the messages every client request sends: replica writes and reads, and their
+ * replies. A request's decoder builds the whole message, its type included.
+ */
 const HOT: Partial<Record<MessageType, { request: Codec; reply: Codec }>> = {
   write: {
     request: {
@@ -163,7 +166,7 @@ const HOT: Partial<Record<MessageType, { request: Codec; reply: Codec }>> = {
         encodeRecord(out, m.record);
       },
       decode(r) {
-        return { key: r.str(2, 'key'), record: decodeRecord(r) };
+        return { type: 'write', key: r.str(2, 'key'), record: decodeRecord(r) };
       },
     },
     reply: {
@@ -186,7 +189,7 @@ const HOT: Partial<Record<MessageType, { request: Codec; reply: Codec }>> = {
         out.str((body as { key: string }).key, 2);
       },
       decode(r) {
-        return { key: r.str(2, 'key') };
+        return { type: 'read', key: r.str(2, 'key') };
       },
     },
     reply: {
@@ -215,9 +218,10 @@ export function encodeRequestBody(out: OutBuffer, msg: Message): void {
 }
 
 export function decodeRequestBody(type: MessageType, r: Reader): Message {
-  const body = (HOT[type]?.request ?? json).decode(r);
+  const hot = HOT[type];
+  const body = (hot?.request ?? json).decode(r);
   r.done(`${type} request`);
-  return { ...body, type } as Message;
+  return (hot === undefined ? { ...body, type } : body) as Message;
 }
 
 export function encodeReplyBody(out: OutBuffer, type: MessageType, reply: object): void {

@@ -774,18 +774,23 @@ export class Node {
   }
 
   /**
-   * Reads ask R replicas, not N: this node first when it is one (a local read costs no message),
-   * then the others in random order (spreading the load). The rest are kept in reserve: one is asked
-   * when an asked replica fails, and once when a reply is slower than the recent p99 of replica
-   * reads (a replica that hangs costs a read that much, not its deadline).
+   * Reads ask R replicas, not N: this node among them when it is one (a local read costs no
+   * message), the others in random order (spreading the load). The rest are kept in reserve: one is
+   * asked when an asked replica fails, and once when a reply is slower than the recent p99 of
+   * replica reads (a replica that hangs costs a read that much, not its deadline).
+   *
+   * This node is asked last of the R: its read is synchronous, so asked first it would hold the
+   * frames to the others back by its own LMDB read; asked last, it runs while they answer.
    */
-  private readOrder(ask: string[]): string[] {
+  private readOrder(ask: string[], r: number): string[] {
     const others = ask.filter((id) => id !== this.id);
     for (let i = others.length - 1; i > 0; i--) {
       const j = Math.floor(this.deps.random.next() * (i + 1));
       [others[i], others[j]] = [others[j] as string, others[i] as string];
     }
-    return others.length === ask.length ? others : [this.id, ...others];
+    if (others.length === ask.length) return others;
+    others.splice(Math.max(0, Math.min(r, ask.length) - 1), 0, this.id);
+    return others;
   }
 
   /**
@@ -818,7 +823,7 @@ export class Node {
         return reply;
       });
     };
-    const g = await gather(this.readOrder(ask), r, read, clock, timeoutMs, undefined, {
+    const g = await gather(this.readOrder(ask, r), r, read, clock, timeoutMs, undefined, {
       initial: r,
       speculateAfterMs: this.speculateAfterMs(),
     });
@@ -835,16 +840,18 @@ export class Node {
       // Blocking read repair (Cassandra's): stale replicas among those that answered get the newest
       // record before the reply, so a later quorum read cannot see an older one (monotonic reads).
       const stale = g.replies.filter((x) => supersedes(record, x.value.record ?? undefined)).map((x) => x.replica);
-      const left = Math.max(1, timeoutMs - (this.deps.clock.nowMs() - started));
-      const results = await gather(
-        stale,
-        stale.length,
-        (id) => this.sendTo(id, { type: 'write', key, record }, left),
-        this.deps.clock,
-        left,
-      );
-      repaired = results.replies.map((x) => x.replica);
-      this.readRepairs?.inc({ when: 'before_reply' }, repaired.length);
+      if (stale.length > 0) {
+        const left = Math.max(1, timeoutMs - (this.deps.clock.nowMs() - started));
+        const results = await gather(
+          stale,
+          stale.length,
+          (id) => this.sendTo(id, { type: 'write', key, record }, left),
+          this.deps.clock,
+          left,
+        );
+        repaired = results.replies.map((x) => x.replica);
+        this.readRepairs?.inc({ when: 'before_reply' }, repaired.length);
+      }
       // Replicas that answered after the reply: repaired in the background.
       void g.settled.then(({ replies }) => {
         for (const late of replies) {

@@ -33,10 +33,9 @@ import { MAX_TOKEN, ringSegments } from './ring-index';
 import type { Hint, Store } from './store';
 
 export function encodeKey(key: string): Buffer {
-  const keyBytes = Buffer.from(key, 'utf8');
-  const out = Buffer.allocUnsafe(4 + keyBytes.length);
+  const out = Buffer.allocUnsafe(4 + Buffer.byteLength(key, 'utf8'));
   out.writeUInt32BE(tokenOf(key), 0);
-  keyBytes.copy(out, 4);
+  out.write(key, 4, 'utf8');
   return out;
 }
 
