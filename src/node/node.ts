@@ -692,7 +692,7 @@ export class Node {
       // every replica alive and no move under way for this key: the common case
       if (replicas.length < w)
         throw new UnavailableError('write', { key, required: w, replicas, alive: ask, failures: withMissing([], replicas, w) });
-      const g = await gather(replicas, w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
+      const g = await gather(this.writeOrder(replicas), w, (id) => this.sendTo(id, msg, timeoutMs), this.deps.clock, timeoutMs);
       return this.writeOutcome(key, record, w, replicas, g, [], {});
     }
     // Sloppy quorum: each replica known to be down gets a live substitute from further round the
@@ -732,6 +732,23 @@ export class Node {
     };
     const g = await gather(targets, w, call, this.deps.clock, timeoutMs, placed.pending.length > 0 ? counted : undefined);
     return this.writeOutcome(key, record, w, replicas, g, unsubstituted, hintedOn);
+  }
+
+  /**
+   * The order a write's calls go out in, when this node is one of the replicas: another replica
+   * first, then this node, then the rest. A frame leaves the moment it is asked for (net/flush.ts)
+   * and this node's own write costs its event loop the replica work up to the commit log's hand-off,
+   * so whatever is asked first starts first. The first other replica is the one whose reply the
+   * quorum most likely waits for (its work and two hops, against this node's disk write alone), so
+   * its frame goes before this node's write; this node's write goes before the frames that are
+   * only needed if a replica fails.
+   */
+  private writeOrder(replicas: string[]): string[] {
+    const self = replicas.indexOf(this.id);
+    if (self < 0 || self === 1 || replicas.length < 2) return replicas;
+    const order = replicas.filter((id) => id !== this.id);
+    order.splice(1, 0, this.id);
+    return order;
   }
 
   /**
