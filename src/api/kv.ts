@@ -181,10 +181,20 @@ export function createKvHandler(opts: KvOptions): KvHandler {
       throw new HttpError(400, 'invalid_key', 'the key in the path is not valid percent-encoding');
     }
     const method = req.method as string;
+    // node's HTTP parser calls this handler from the request's head and parses on to the end of
+    // what the socket delivered before any microtask runs: a request that came in one read (the
+    // usual one: head and a small body) is whole one microtask from now, its body in the request's
+    // buffer, where it is taken at once rather than through the stream's events (several turns of
+    // the tick queue, ~20 us of a lone write on the benchmark machine).
+    await Promise.resolve();
     // A GET or DELETE acts only once its request is whole (req.complete, which does not trust the
     // headers as parsed into req.headers): a body it does not use is read, and bounded, first, so a
     // request whose body breaks off or does not parse changes nothing.
-    if (method !== 'PUT' && !req.complete) await drainBody(req, bodyLimit, () => rejected.inc({ reason: 'body_too_large' }));
+    if (method !== 'PUT') {
+      const tooLarge = () => rejected.inc({ reason: 'body_too_large' });
+      if (!req.complete) await drainBody(req, bodyLimit, tooLarge);
+      else if (Number(req.headers['content-length']) > bodyLimit || req.readableLength > bodyLimit) throw bodyTooLarge(bodyLimit, tooLarge);
+    }
     if (method === 'GET' || method === 'HEAD') {
       checkKey(key);
       const r = required(method, query, 'read');
@@ -351,12 +361,15 @@ export function failuresWithAddresses(
 
 // ---- the body -------------------------------------------------------------------------------------
 
+/** A body nobody uses was over `limit` bytes: counted, and the 413 to answer. */
+function bodyTooLarge(limit: number, onTooLarge: () => void): HttpError {
+  onTooLarge();
+  return new HttpError(413, 'value_too_large', `request body exceeds ${limit} bytes`);
+}
+
 /** Reads a body nobody uses to its end (at most `limit` bytes); resolves once the request is whole. */
 function drainBody(req: IncomingMessage, limit: number, onTooLarge: () => void): Promise<void> {
-  if (Number(req.headers['content-length']) > limit) {
-    onTooLarge();
-    return Promise.reject(new HttpError(413, 'value_too_large', `request body exceeds ${limit} bytes`));
-  }
+  if (Number(req.headers['content-length']) > limit) return Promise.reject(bodyTooLarge(limit, onTooLarge));
   return new Promise((resolve, reject) => {
     let size = 0;
     let finished = false;
@@ -368,10 +381,7 @@ function drainBody(req: IncomingMessage, limit: number, onTooLarge: () => void):
     };
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        onTooLarge();
-        finish(new HttpError(413, 'value_too_large', `request body exceeds ${limit} bytes`));
-      }
+      if (size > limit) finish(bodyTooLarge(limit, onTooLarge));
     });
     req.on('end', () => finish());
     req.on('aborted', () => finish(new ClientGone('the client closed the connection during the request body')));
@@ -451,6 +461,11 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
   if (encoding === 'identity') {
     const length = Number(headers['content-length']);
     if (length > limit) throw tooLarge();
+    if (req.complete) {
+      // the whole body is in the request's buffer (see route): taken in one read
+      if (req.readableLength > limit) throw tooLarge();
+      return Promise.resolve(parseJsonBody((req.read() as Buffer | null) ?? Buffer.alloc(0)));
+    }
   } else {
     const inflate =
       encoding === 'gzip'
@@ -492,16 +507,27 @@ function readJsonBody(req: IncomingMessage, limit: number, onTooLarge: () => voi
     );
     source.on('end', () => {
       if (finished) return;
-      let text = (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).toString('utf8');
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      if (text.length === 0) return finish(new HttpError(400, 'invalid_body', EMPTY_BODY));
-      const first = /^[ \t\n\r]*(.)/s.exec(text)?.[1];
-      if (first !== '{' && first !== '[') return finish(notAnObjectError(text));
+      let body: { value: unknown; text: string };
       try {
-        finish(undefined, { value: JSON.parse(text), text });
+        body = parseJsonBody(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
       } catch (err) {
-        finish(new HttpError(400, 'invalid_body', `the body is not valid JSON: ${(err as Error).message}`));
+        return finish(err);
       }
+      finish(undefined, body);
     });
   });
+}
+
+/** A PUT's whole body, decoded: the JSON object or array it holds, and its text; an HttpError when it holds none. */
+function parseJsonBody(bytes: Buffer): { value: unknown; text: string } {
+  let text = bytes.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.length === 0) throw new HttpError(400, 'invalid_body', EMPTY_BODY);
+  const first = /^[ \t\n\r]*(.)/s.exec(text)?.[1];
+  if (first !== '{' && first !== '[') throw notAnObjectError(text);
+  try {
+    return { value: JSON.parse(text), text };
+  } catch (err) {
+    throw new HttpError(400, 'invalid_body', `the body is not valid JSON: ${(err as Error).message}`);
+  }
 }

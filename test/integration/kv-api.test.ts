@@ -43,6 +43,7 @@ const CASES: Case[] = [
   { name: 'a head', method: 'HEAD', path: '/kv/g1' },
   put('a put of nested JSON at w=3', '/kv/g2?w=3', { a: [1, 2.5, { b: null }], s: 'é"\\\n', t: true }),
   { name: 'its read', method: 'GET', path: '/kv/g2' },
+  { name: 'a read with a body, which is ignored', method: 'GET', path: '/kv/g2', headers: JSON_TYPE, body: '{"value":1}' },
   put('a put at consistency=one', '/kv/g3?consistency=one', 42),
   put('a put with a ttl', '/kv/g4?ttl=100', 'short-lived'),
   { name: 'a read of a value with a ttl', method: 'GET', path: '/kv/g4' },
@@ -136,7 +137,13 @@ function masked(text: string): string {
 /** The headers a client can see that the API controls (Date, Keep-Alive and Connection are Node's). */
 const KEPT_HEADERS = ['content-type', 'content-length', 'allow', 'etag', 'x-powered-by', 'content-encoding', 'vary', 'cache-control'];
 
-function send(base: URL, c: Case): Promise<Recorded> {
+/**
+ * `split`: the head is sent first and the body ~20 ms later, so the node reads them apart (a slow
+ * client, a body that fills several reads); otherwise both leave in one write, as curl sends a
+ * small request. The node takes a body that came with its head from the request's buffer and
+ * streams one that did not: the replies must not tell them apart.
+ */
+function send(base: URL, c: Case, split = false): Promise<Recorded> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: base.hostname, port: base.port, method: c.method, path: c.path, headers: c.headers ?? {}, timeout: 10_000 },
@@ -156,8 +163,16 @@ function send(base: URL, c: Case): Promise<Recorded> {
     );
     req.on('timeout', () => req.destroy(new Error(`${c.name}: no reply within 10 s`)));
     req.on('error', reject);
-    if (c.body !== undefined) req.end(c.body);
-    else req.end();
+    if (c.body === undefined) req.end();
+    else if (!split) req.end(c.body);
+    else {
+      const body = c.body;
+      // without a length, node's client would switch to chunked encoding: the request would change
+      if (!('transfer-encoding' in (c.headers ?? {})) && !('content-length' in (c.headers ?? {})))
+        req.setHeader('content-length', Buffer.byteLength(body));
+      req.flushHeaders();
+      setTimeout(() => req.end(body), 20);
+    }
   });
 }
 
@@ -181,5 +196,19 @@ describe('the /kv API', () => {
     if (!existsSync(GOLDEN)) throw new Error(`${GOLDEN} is missing: record it with UPDATE_GOLDEN=1 and review it`);
     const want = JSON.parse(readFileSync(GOLDEN, 'utf8')) as typeof got;
     expect(got).toEqual(want);
+  });
+
+  test('answers the same when a body arrives after its head', async () => {
+    const base = new URL(c.node('n1').url);
+    const golden = JSON.parse(readFileSync(GOLDEN, 'utf8')) as Recorded[];
+    let compared = 0;
+    for (const [i, k] of CASES.entries()) {
+      if (k.body === undefined) continue;
+      const r = await send(base, k, true);
+      const { status, headers, body } = golden[i] as Recorded;
+      expect({ name: k.name, ...r }).toEqual({ name: k.name, status, headers, body });
+      compared++;
+    }
+    expect(compared).toBeGreaterThan(40);
   });
 });
