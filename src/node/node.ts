@@ -536,18 +536,13 @@ export class Node {
 
   /** apply(), saying which newer version the write lost to, if it did (a replica write's reply). */
   private async applyWrite(key: string, record: StoredRecord): Promise<WriteReply> {
-    const { store } = this.deps;
     this.observe(record.version);
-    // get and put run in one turn of the event loop: no other write to this key can come between.
-    const held = store.get(key);
-    if (!supersedes(record, held)) {
-      await store.flushed(); // what superseded it must be durable before we acknowledge
-      return held !== undefined && compareVersions(held.version, record.version) > 0
-        ? { applied: false, newer: held.version }
-        : { applied: false };
-    }
-    await store.put(key, record);
-    return { applied: true };
+    const done = await this.deps.store.putIfNewer(key, record);
+    if (done.applied) return { applied: true };
+    const { held } = done;
+    return held !== undefined && compareVersions(held.version, record.version) > 0
+      ? { applied: false, newer: held.version }
+      : { applied: false };
   }
 
   private checkWrite(key: unknown, record: unknown): asserts record is StoredRecord {

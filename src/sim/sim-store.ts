@@ -7,7 +7,7 @@ import { type Random, randomInt } from '../core/random';
 import type { StoredRecord } from '../core/record';
 import { HintQueues, makeHint } from '../storage/hint-queues';
 import { MAX_TOKEN, RingIndex } from '../storage/ring-index';
-import type { Hint, Store } from '../storage/store';
+import { checkThenPut, type Hint, type PutOutcome, type Store } from '../storage/store';
 import type { Scheduler } from './scheduler';
 
 /**
@@ -71,6 +71,10 @@ export class SimStore implements Store {
       this.durable.set(key, record);
       if (this.pending.get(key) === write) this.pending.delete(key);
     });
+  }
+
+  putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome> {
+    return checkThenPut(this, key, record);
   }
 
   delete(key: string): Promise<void> {

@@ -15,6 +15,10 @@
 //     pair atomic: after any crash, LMDB holds exactly the writes up to that position.
 //  3. On open, every valid frame after `appliedThrough` is replayed in order, then committed with
 //     the new position. So LMDB ends with every acknowledged write, applied in the order written.
+//     A frame can hold a write that lost to a newer version of its key (the store logs a write
+//     before it checks the version, so the disk write starts sooner): the replay applies a write
+//     only if it supersedes what the key holds by then, as the replica did when it arrived, so a
+//     write that lost stays lost.
 //  4. A segment is reused only once `appliedThrough` has passed it. Reusing means writing a new
 //     header (a higher sequence number) and syncing it before any frame in it is acknowledged;
 //     frames carry their segment's sequence number inside their checksum, so frames left from

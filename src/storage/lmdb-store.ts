@@ -11,6 +11,10 @@
 // one contiguous cursor scan (what repair and streaming need). Values are record-codec's bytes: the
 // very bytes the log wrote, so a write is encoded once.
 //
+// A replica's write (putIfNewer) goes to the log before its version check, so the check reads
+// LMDB while the disk write is under way; a write that loses leaves a void frame, which neither an
+// apply nor a replay takes (commit-log.ts, point 3).
+//
 // Writes are not visible to LMDB reads until applied, so writes not yet applied (puts, and deletes
 // as "no record") are kept in `pending`; `get`, `range` and `count` answer from there first: a
 // replica sees its own writes at once. `range` reads the committed records of its token interval
@@ -25,12 +29,12 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 import { tokenOf } from '../core/hash';
-import type { StoredRecord } from '../core/record';
+import { type StoredRecord, supersedes } from '../core/record';
 import { CommitLog, FRAME_HEADER_BYTES, type LogPosition } from './commit-log';
 import { hintIdBounds, makeHint, parseHintId } from './hint-queues';
-import { decodeRecord, decodeWrite, encodeWrite } from './record-codec';
+import { decodeRecord, decodeWrite, type EncodedWrite, encodeWrite } from './record-codec';
 import { MAX_TOKEN, ringSegments } from './ring-index';
-import type { Hint, Store } from './store';
+import type { Hint, PutOutcome, Store } from './store';
 
 export function encodeKey(key: string): Buffer {
   const out = Buffer.allocUnsafe(4 + Buffer.byteLength(key, 'utf8'));
@@ -173,10 +177,16 @@ export class LmdbStore implements Store {
     if (last !== undefined) {
       env.transactionSync(() => {
         for (const { write } of replay) {
-          if (write.record === undefined) data.removeSync(encodeKey(write.key));
+          const key = encodeKey(write.key);
+          if (write.record === undefined) data.removeSync(key);
           else {
+            // last write wins, as when the write arrived: a frame whose write lost then is void
+            // (putIfNewer), and loses again here to what the key holds (reads in this transaction
+            // see its own writes)
+            const held = data.get(key);
+            if (held !== undefined && !supersedes(write.record, decodeRecord(held))) continue;
             const encoded = encodeWrite(write);
-            data.putSync(encodeKey(write.key), encoded.bytes.subarray(encoded.recordAt));
+            data.putSync(key, encoded.bytes.subarray(encoded.recordAt));
           }
         }
         meta.putSync(APPLIED_THROUGH, [last.position.seq, last.position.offset]);
@@ -220,13 +230,41 @@ export class LmdbStore implements Store {
     return this.write(key, undefined);
   }
 
-  private async write(key: string, record: StoredRecord | undefined): Promise<void> {
+  /**
+   * The write goes to the log before the version check, so its disk write is under way while LMDB
+   * is read (pages the last apply rewrote: tens of microseconds, on every replica write's path). A
+   * write that loses leaves its frame in the log, void: it never joins `pending` or `unapplied`, so
+   * no apply takes it, and a replay skips it, as it skips every frame that does not supersede what
+   * the key holds by then (open()).
+   */
+  async putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome> {
     if (this.closed) throw new Error('store closed');
-    const write: Pending = { record };
-    this.pending.set(key, write);
     const encoded = encodeWrite({ key, record }, FRAME_HEADER_BYTES);
     const appended = this.log.append(encoded);
     this.lastAppend = appended;
+    // get and the pending entry below in one turn: no other write to this key can come between
+    const held = this.get(key);
+    if (!supersedes(record, held)) {
+      // the log acknowledges in order: a held record still on its way to disk is durable with this frame
+      await appended;
+      return { applied: false, held };
+    }
+    await this.logged(key, { record }, encoded, appended);
+    return { applied: true };
+  }
+
+  private async write(key: string, record: StoredRecord | undefined): Promise<void> {
+    if (this.closed) throw new Error('store closed');
+    const encoded = encodeWrite({ key, record }, FRAME_HEADER_BYTES);
+    const appended = this.log.append(encoded);
+    this.lastAppend = appended;
+    await this.logged(key, { record }, encoded, appended);
+  }
+
+  /** A write whose frame is on its way to the log: seen by reads at once, applied to LMDB once logged. */
+  private async logged(key: string, write: Pending, encoded: EncodedWrite, appended: Promise<LogPosition>): Promise<void> {
+    const { record } = write;
+    this.pending.set(key, write);
     let position: LogPosition;
     try {
       position = await appended;

@@ -5,7 +5,7 @@
 import type { StoredRecord } from '../core/record';
 import { HintQueues, makeHint } from './hint-queues';
 import { MAX_TOKEN, RingIndex } from './ring-index';
-import type { Hint, Store } from './store';
+import { checkThenPut, type Hint, type PutOutcome, type Store } from './store';
 
 function* withRecords(keys: Iterable<string>, records: ReadonlyMap<string, StoredRecord>): Generator<[string, StoredRecord]> {
   for (const k of keys) {
@@ -29,6 +29,10 @@ export class MemoryStore implements Store {
     if (!this.records.has(key)) this.index.noteAdded(key);
     this.records.set(key, record);
     return Promise.resolve();
+  }
+
+  putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome> {
+    return checkThenPut(this, key, record);
   }
 
   delete(key: string): Promise<void> {

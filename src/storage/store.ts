@@ -1,9 +1,12 @@
 // Where a replica keeps its records. Reads are synchronous (LMDB is memory-mapped and answers in
 // microseconds) and see every write already issued, durable or not; writes resolve once durable.
 // That pair lets a replica compare-and-put a key without a lock: nothing can run between the
-// synchronous get and the put call that follows it.
+// synchronous get and the put call that follows it (putIfNewer, last write wins).
 
-import type { StoredRecord } from '../core/record';
+import { type StoredRecord, supersedes } from '../core/record';
+
+/** What putIfNewer did: stored the record, or not, because `held` (what the key holds) supersedes it. */
+export type PutOutcome = { applied: true } | { applied: false; held: StoredRecord | undefined };
 
 /** A write kept for a replica that could not take it (hinted handoff), until it can. */
 export interface Hint {
@@ -21,6 +24,11 @@ export interface Store {
   get(key: string): StoredRecord | undefined;
   /** Stores `record` under `key`; resolves once it is durable (committed and synced). */
   put(key: string, record: StoredRecord): Promise<void>;
+  /**
+   * Last write wins: stores `record` unless what `key` holds supersedes it (core/record.ts), and
+   * resolves once the outcome is durable (the record stored, or the one that won).
+   */
+  putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome>;
   /**
    * Removes `key` and its record entirely; resolves once durable. Not a client's delete (that is a
    * put of a tombstone): this is how purged tombstones and expired values go.
@@ -55,4 +63,15 @@ export interface Store {
   /** Open and answering reads (what the health probes report as "storage open"). */
   isOpen(): boolean;
   close(): Promise<void>;
+}
+
+/** putIfNewer by get, then put (in the same turn): for stores whose writes need nothing begun before the check. */
+export async function checkThenPut(store: Store, key: string, record: StoredRecord): Promise<PutOutcome> {
+  const held = store.get(key);
+  if (!supersedes(record, held)) {
+    await store.flushed(); // what superseded it must be durable before anyone is told so
+    return { applied: false, held };
+  }
+  await store.put(key, record);
+  return { applied: true };
 }

@@ -229,6 +229,44 @@ describe('LmdbStore across a kill -9: the commit log', () => {
     return new Map([...last].map(([k, { n, kind }]) => [k, kind === 'del' ? 'deleted' : n]));
   }
 
+  test('a write that lost to what its key held stays lost across a kill -9 and the replay of its frame', async () => {
+    // putIfNewer logs a write before it checks the version, so the frame of a write that loses is
+    // in the log; with nothing applied to LMDB yet (a 60 s interval), the replay meets it after the
+    // write it lost to, and must skip it
+    const { spawn } = await import('node:child_process');
+    const script = `
+      const { LmdbStore } = require(${JSON.stringify(storeModule)});
+      const s = LmdbStore.open({ path: process.argv[1], applyIntervalMs: 60000 });
+      const v = (wallMs) => ({ wallMs, counter: 0, nodeId: 'n1' });
+      (async () => {
+        await s.put('k', { version: v(5), value: 'newer' });
+        const lost = await s.putIfNewer('k', { version: v(3), value: 'older' });
+        const won = await s.putIfNewer('j', { version: v(3), value: 'only' });
+        process.stdout.write(JSON.stringify({ lost, won }) + '\\n');
+      })();
+    `;
+    const child = spawn(process.execPath, ['-e', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      child.on('exit', (code) => reject(new Error(`writer exited (${code}) before reporting: ${out}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.on('exit', r)));
+    expect(JSON.parse(line)).toEqual({ lost: { applied: false, held: { version: v(5), value: 'newer' } }, won: { applied: true } });
+    const s = LmdbStore.open({ path: dir });
+    try {
+      expect(s.replayedAtOpen).toBe(3);
+      expect(s.get('k')).toEqual({ version: v(5), value: 'newer' });
+      expect(s.get('j')).toEqual({ version: v(3), value: 'only' });
+    } finally {
+      await s.close();
+    }
+  });
+
   // 4 MiB segments hold the whole run; 64 KiB ones are filled, reused and waited for many times over
   test.each([
     [60_000, 4 << 20],

@@ -88,6 +88,23 @@ describe.each(harnesses)('%s', (_name, open) => {
     await done(s.close());
   });
 
+  test('putIfNewer: last write wins, and a write that loses says what the key held', async () => {
+    const { store: s, done } = open();
+    expect(await done(s.putIfNewer('k', liveRecord('first', v(2))))).toEqual({ applied: true });
+    expect(await done(s.putIfNewer('k', liveRecord('older', v(1))))).toEqual({ applied: false, held: { version: v(2), value: 'first' } });
+    expect(await done(s.putIfNewer('k', liveRecord('first', v(2))))).toEqual({ applied: false, held: { version: v(2), value: 'first' } });
+    expect(await done(s.putIfNewer('k', tombstone(v(3))))).toEqual({ applied: true });
+    // a record in flight counts as held: the check sees writes not yet durable
+    const inFlight = s.putIfNewer('j', liveRecord('a', v(5)));
+    const late = s.putIfNewer('j', liveRecord('b', v(4)));
+    expect(await done(inFlight)).toEqual({ applied: true });
+    expect(await done(late)).toEqual({ applied: false, held: { version: v(5), value: 'a' } });
+    expect(s.get('k')).toEqual({ version: v(3), deleted: true });
+    expect(s.get('j')?.value).toBe('a');
+    expect(s.count()).toBe(2);
+    await done(s.close());
+  });
+
   test('entries come in ring order: by token of the key, then by its UTF-8 bytes', async () => {
     const { store: s, done } = open();
     const keys = [...Array.from({ length: 200 }, (_, i) => `key-${i}`), ...SAME_TOKEN];
