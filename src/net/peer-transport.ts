@@ -48,7 +48,10 @@ export interface PeerTransportOptions {
    * empty on a cluster without one (then no peer may have one).
    */
   clusterTokens: readonly string[];
-  /** The internode address of the node whose API address is given (members are known by their API address). */
+  /**
+   * The internode address of the node whose API address is given (members are known by their API
+   * address). A pure function of it: the transport keeps what it returns.
+   */
   peerAddress: (apiAddress: string) => string;
   log: Logger;
   metrics?: Metrics | undefined;
@@ -102,6 +105,8 @@ function failureOf(err: NodeJS.ErrnoException): TransportFailure {
 
 export class PeerTransport implements Transport {
   private readonly connections = new Map<string, PeerConnection>();
+  /** peerAddress of each API address met (a pure function of it), so a call does not parse it again. */
+  private readonly peerAddresses = new Map<string, string>();
   /** Peers that refused the handshake: the refusal, and until when it stands. */
   private readonly refusals = new Map<string, { error: TransportError; untilMs: number }>();
   readonly deadlines = new Deadlines();
@@ -118,11 +123,16 @@ export class PeerTransport implements Transport {
   send<M extends Message>(to: string, msg: M, timeoutMs: number): Promise<ReplyOf<M>> {
     if (this.closed) return Promise.reject(new TransportError('unreachable', `${to}: this node is shutting down`));
     const spec = MESSAGE_SPECS[msg.type];
-    let peer: string;
-    try {
-      peer = this.options.peerAddress(to);
-    } catch (err) {
-      return Promise.reject(new TransportError('unreachable', `${to}: ${(err as Error).message}`));
+    let peer = this.peerAddresses.get(to);
+    if (peer === undefined) {
+      try {
+        peer = this.options.peerAddress(to);
+      } catch (err) {
+        return Promise.reject(new TransportError('unreachable', `${to}: ${(err as Error).message}`));
+      }
+      // members' addresses: a few, but bounded all the same
+      if (this.peerAddresses.size >= 1024) this.peerAddresses.clear();
+      this.peerAddresses.set(to, peer);
     }
     const refusal = this.refusals.get(peer);
     if (refusal !== undefined) {

@@ -88,7 +88,10 @@ export function gather<T>(
       resolveOutcome({ outcome, replies: [...replies], failures: [...failures, ...extraFailures], settled });
     };
 
-    const timer = clock.setTimer(timeoutMs, () => {
+    // armed once the calls are out (below): a call settles in a later microtask at the earliest,
+    // so nothing can need the timer before it exists, and the frames leave a timer's set-up sooner
+    let timer: ReturnType<Clock['setTimer']> | undefined;
+    const expire = () => {
       const late: ReplicaFailure[] = [];
       for (let i = 0; i < started; i++) {
         const r = replicas[i] as string;
@@ -98,7 +101,7 @@ export function gather<T>(
       failures.push(...late);
       for (const l of late) done.add(l.replica);
       resolveSettled({ replies, failures });
-    });
+    };
 
     const check = () => {
       if (!decided) {
@@ -107,7 +110,7 @@ export function gather<T>(
       }
       // settled: every call asked has finished, and no reserve replica can still be asked
       if (done.size === started && (decided || started === replicas.length)) {
-        clock.cancel(timer);
+        if (timer !== undefined) clock.cancel(timer);
         resolveSettled({ replies, failures });
       }
     };
@@ -136,6 +139,7 @@ export function gather<T>(
 
     const first = Math.min(replicas.length, Math.max(options.initial ?? replicas.length, need, 1));
     for (let i = 0; i < first; i++) ask(replicas[i] as string);
+    timer = clock.setTimer(timeoutMs, expire);
     if (first < replicas.length && options.speculateAfterMs !== undefined && !decided) {
       speculation = clock.setTimer(options.speculateAfterMs, () => {
         speculation = undefined;
