@@ -36,6 +36,8 @@ export interface NodeSpec {
   env?: Record<string, string>;
   /** Flags for node itself, e.g. ['--cpu-prof']. */
   nodeArgs?: string[];
+  /** The built CLI to run (another build's dist/src/cli/main.js): this tree's when omitted. */
+  cli?: string;
   /** The launcher's bearer token for a node with client authentication on (an admin token opens every route). */
   clientToken?: string;
   /**
@@ -167,7 +169,7 @@ export class LocalNode {
    */
   commandLine(): string {
     const env = Object.entries(this.spec.env ?? {}).map(([k, v]) => `${k}=${shellQuote(v)}`);
-    return [...env, process.execPath, ...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()].map(shellWord).join(' ');
+    return [...env, process.execPath, ...(this.spec.nodeArgs ?? []), this.spec.cli ?? cliPath(), ...this.args()].map(shellWord).join(' ');
   }
 
   /** Starts the process and resolves once /health answers; rejects if it exits first. */
@@ -178,7 +180,7 @@ export class LocalNode {
       mkdirSync(this.spec.dataDir, { recursive: true });
       chownSync(this.spec.dataDir, uid, gid ?? uid);
     }
-    const proc = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), cliPath(), ...this.args()], {
+    const proc = spawn(process.execPath, [...(this.spec.nodeArgs ?? []), this.spec.cli ?? cliPath(), ...this.args()], {
       env: { ...process.env, ...(this.spec.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(uid !== undefined ? { uid, gid: gid ?? uid } : {}),
@@ -266,6 +268,8 @@ export interface ClusterOptions {
   /** Environment of every node; it wins over the defaults below (LOCAL_ADMIN_ENV). */
   env?: Record<string, string>;
   nodeArgs?: string[];
+  /** NodeSpec.cli, for every node. */
+  cli?: string;
   onLine?: (node: LocalNode, line: string) => void;
   /** A node's process exited (after its last output line was delivered to onLine). */
   onExit?: (node: LocalNode, code: number | null, signal: NodeJS.Signals | null) => void;
@@ -306,6 +310,7 @@ export class LocalCluster {
               args: o.args ?? [],
               env: { ...LOCAL_ADMIN_ENV, ...(o.env ?? {}) },
               ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
+              ...(o.cli ? { cli: o.cli } : {}),
               ...(o.ownProcessGroups ? { ownProcessGroup: true } : {}),
               ...(o.clientToken ? { clientToken: o.clientToken } : {}),
             },
