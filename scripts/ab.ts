@@ -21,6 +21,7 @@ import path from 'node:path';
 import { argReader } from './lib/args';
 import { LocalCluster, repoRoot } from './lib/local-cluster';
 import { FloorCluster } from './lib/quorum-floor';
+import { median } from './lib/stats';
 import { findWrk, runWrk, type WrkMode } from './lib/wrk';
 
 const USAGE = 'usage: node dist/scripts/ab.js --base <git revision> [--pairs 12] [--seconds 2]';
@@ -39,12 +40,6 @@ const PAIRS = Number(args.get('pairs') ?? '12');
 const SECONDS = Number(args.get('seconds') ?? '2');
 const KEYS = 10_000;
 const VALUE_BYTES = 100;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 /** `rev` checked out and built in a worktree of its own; returns its directory. */
 function buildRevision(root: string, rev: string, into: string): string {

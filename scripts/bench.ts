@@ -40,6 +40,7 @@ import { LocalCluster } from './lib/local-cluster';
 import { makeCa, makeCert } from './lib/pki';
 import { rssSampler, sumCounters } from './lib/proc-stats';
 import { FloorCluster } from './lib/quorum-floor';
+import { median } from './lib/stats';
 import { findWrk, runWrk, type WrkMode, type WrkResult } from './lib/wrk';
 
 const USAGE = `usage: node dist/scripts/bench.js [--rounds 3] [--seconds 10] [--connections 64] [--keys 10000]
@@ -294,13 +295,6 @@ async function measureFloor(wrk: string): Promise<FloorResult> {
 
 /** A row of a results table: its label, what it reads from a round, its decimals. */
 type Row = [string, (r: RoundResult) => number, number];
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function errorsOf(r: WrkResult): number {
   const e = r.errors;

@@ -62,6 +62,7 @@ export interface KvHandler {
 export function createKvHandler(opts: KvOptions): KvHandler {
   const { node, requests, latency, rejected } = opts;
   const bodyLimit = opts.maxValueBytes + BODY_OVERHEAD_BYTES;
+  const countTooLarge = () => rejected.inc({ reason: 'body_too_large' });
   let inflight = 0;
   // the metric series of each (method, status), bound on first use
   const bound = new Map<string, { request: { inc(): void }; latency: { observe(v: number): void } }>();
@@ -191,9 +192,9 @@ export function createKvHandler(opts: KvOptions): KvHandler {
     // headers as parsed into req.headers): a body it does not use is read, and bounded, first, so a
     // request whose body breaks off or does not parse changes nothing.
     if (method !== 'PUT') {
-      const tooLarge = () => rejected.inc({ reason: 'body_too_large' });
-      if (!req.complete) await drainBody(req, bodyLimit, tooLarge);
-      else if (Number(req.headers['content-length']) > bodyLimit || req.readableLength > bodyLimit) throw bodyTooLarge(bodyLimit, tooLarge);
+      if (!req.complete) await drainBody(req, bodyLimit, countTooLarge);
+      else if (Number(req.headers['content-length']) > bodyLimit || req.readableLength > bodyLimit)
+        throw bodyTooLarge(bodyLimit, countTooLarge);
     }
     if (method === 'GET' || method === 'HEAD') {
       checkKey(key);
@@ -201,7 +202,7 @@ export function createKvHandler(opts: KvOptions): KvHandler {
       return readReply(req, res, await node.get(key, r));
     }
     if (method === 'PUT') {
-      const body = await readJsonBody(req, bodyLimit, () => rejected.inc({ reason: 'body_too_large' }));
+      const body = await readJsonBody(req, bodyLimit, countTooLarge);
       checkKey(key);
       const params = parseParams(method, query);
       const w = required(method, query, 'write', params);

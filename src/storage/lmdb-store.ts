@@ -238,31 +238,37 @@ export class LmdbStore implements Store {
    * the key holds by then (open()).
    */
   async putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome> {
-    if (this.closed) throw new Error('store closed');
-    const encoded = encodeWrite({ key, record }, FRAME_HEADER_BYTES);
-    const appended = this.log.append(encoded);
-    this.lastAppend = appended;
+    const frame = this.append(key, record);
     // get and the pending entry below in one turn: no other write to this key can come between
     const held = this.get(key);
     if (!supersedes(record, held)) {
       // the log acknowledges in order: a held record still on its way to disk is durable with this frame
-      await appended;
+      await frame.appended;
       return { applied: false, held };
     }
-    await this.logged(key, { record }, encoded, appended);
+    await this.logged(key, { record }, frame);
     return { applied: true };
   }
 
   private async write(key: string, record: StoredRecord | undefined): Promise<void> {
+    await this.logged(key, { record }, this.append(key, record));
+  }
+
+  /** Sends the write to the commit log (its disk write may start at once); throws once closed. */
+  private append(key: string, record: StoredRecord | undefined): { encoded: EncodedWrite; appended: Promise<LogPosition> } {
     if (this.closed) throw new Error('store closed');
     const encoded = encodeWrite({ key, record }, FRAME_HEADER_BYTES);
     const appended = this.log.append(encoded);
     this.lastAppend = appended;
-    await this.logged(key, { record }, encoded, appended);
+    return { encoded, appended };
   }
 
   /** A write whose frame is on its way to the log: seen by reads at once, applied to LMDB once logged. */
-  private async logged(key: string, write: Pending, encoded: EncodedWrite, appended: Promise<LogPosition>): Promise<void> {
+  private async logged(
+    key: string,
+    write: Pending,
+    { encoded, appended }: { encoded: EncodedWrite; appended: Promise<LogPosition> },
+  ): Promise<void> {
     const { record } = write;
     this.pending.set(key, write);
     let position: LogPosition;
