@@ -730,19 +730,18 @@ export class Node {
   }
 
   /**
-   * The order a write's calls go out in, when this node is one of the replicas: another replica
-   * first, then this node, then the rest. A frame leaves the moment it is asked for (net/flush.ts)
-   * and this node's own write costs its event loop the replica work up to the commit log's hand-off,
-   * so whatever is asked first starts first. The first other replica is the one whose reply the
-   * quorum most likely waits for (its work and two hops, against this node's disk write alone), so
-   * its frame goes before this node's write; this node's write goes before the frames that are
-   * only needed if a replica fails.
+   * The order a write's calls go out in, when this node is one of the replicas: the other replicas
+   * first, then this node. A frame leaves the moment it is asked for (net/flush.ts), and this node's
+   * own write costs its event loop the replica work up to the commit log's disk write, which for a
+   * lone write is made on the loop's own thread (storage/commit-log.ts): asked before a frame, it
+   * would hold that frame back by a disk write. The other replicas' work and two hops run while this
+   * node writes.
    */
   private writeOrder(replicas: string[]): string[] {
     const self = replicas.indexOf(this.id);
-    if (self < 0 || self === 1 || replicas.length < 2) return replicas;
+    if (self < 0 || self === replicas.length - 1) return replicas;
     const order = replicas.filter((id) => id !== this.id);
-    order.splice(1, 0, this.id);
+    order.push(this.id);
     return order;
   }
 

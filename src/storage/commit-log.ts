@@ -27,6 +27,14 @@
 // Segments are preallocated and zero-filled, so an append changes no file size or extent: the
 // O_DSYNC write syncs data only (no journal commit), which is what makes it one sync.
 //
+// Disk writes go through libuv's thread pool, so the event loop goes on while one is under way.
+// Except a lone write (one message in hand, see scheduleKick) while the disk is fast: the pool's
+// hand-off costs it two thread wake-ups, the pool thread's and then the loop's, each paid in full on
+// a virtual CPU that was idle, and there is nothing else for the loop to do meanwhile. So it is
+// written on the loop's own thread. A disk write that takes longer than `loopWriteMaxMs` sends the
+// lone writes back to the pool until one written there comes back within it: a slow disk stalls
+// the loop for one write, not for every write while it is slow.
+//
 // Layout. Segment: header (magic, u32 seq, u32 crc32 of both) in its first 4 KiB, frames from 4 KiB.
 // Frame: u32 payload bytes | u32 crc32 of (seq ‖ payload) | u32 seq | payload (record-codec's write).
 
@@ -65,7 +73,12 @@ export interface CommitLogOptions {
   onPressure: () => void;
   /** Whether the node has one message or none in hand: only then may a lone write go to disk at once (always, when not given). */
   alone?: () => boolean;
+  /** A lone write is written on the event loop's thread while the last disk write took at most this (default LOOP_WRITE_MAX_MS). */
+  loopWriteMaxMs?: number;
 }
+
+/** Milliseconds a disk write may take for the next lone write to be made on the event loop's thread. */
+export const LOOP_WRITE_MAX_MS = 2;
 
 /** Bytes before a frame's payload: length, checksum, segment seq. */
 export const FRAME_HEADER_BYTES = 12;
@@ -136,6 +149,13 @@ export class CommitLog {
   private kickScheduled = false;
   /** Frames the last disk write of frames carried (headers aside): more than one, and appends wait for the turn's end. */
   private lastWriteFrames = 0;
+  /** The last disk write took at most loopWriteMaxMs: a lone write may be made on the loop's thread. */
+  private diskFast = true;
+  /** A write was made on the loop's thread this turn: what the turn appends after it waits for the turn's end. */
+  private loopWroteThisTurn = false;
+  private readonly turnEnded = (): void => {
+    this.loopWroteThisTurn = false;
+  };
   private readonly waiting: Waiting[] = [];
   /**
    * The segment appends go to; none at open when every segment holds writes still to replay (the
@@ -153,9 +173,10 @@ export class CommitLog {
   /** A spare segment being made in the background (so moving on never waits for a new file). */
   private makingSpare: Promise<void> | undefined;
   private idle: Array<() => void> = [];
-  /** Disk writes made and frames they carried, for the benchmark's report. */
+  /** Disk writes made and frames they carried, for the benchmark's report; the writes made on the loop's thread. */
   diskWrites = 0;
   framesWritten = 0;
+  loopWrites = 0;
 
   private constructor(
     private readonly options: CommitLogOptions,
@@ -400,11 +421,12 @@ export class CommitLog {
 
   private scheduleKick(): void {
     if (this.kickScheduled || this.writing) return;
-    if (this.lastWriteFrames <= 1 && (this.options.alone?.() ?? true)) {
+    if (this.lastWriteFrames <= 1 && !this.loopWroteThisTurn && (this.options.alone?.() ?? true)) {
       // a lone write (the node has one message in hand, the last disk write carried one frame, and
-      // none is in flight): to disk now, not after the rest of this turn. What this turn appends
-      // after it waits for it, and goes in the next disk write, which the completion starts at once.
-      this.kick();
+      // none is in flight): to disk now, not after the rest of this turn, and on this thread while
+      // the disk is fast. What this turn appends after it waits for it, and goes in the next disk
+      // write: at its completion when it went to the pool, at the turn's end when it did not.
+      this.kick(this.diskFast);
       return;
     }
     this.kickScheduled = true;
@@ -412,7 +434,8 @@ export class CommitLog {
     setImmediate(this.kick);
   }
 
-  private readonly kick = (): void => {
+  /** Writes the first batch queued, if none is in flight: on this thread (`onLoop`), or the pool's. */
+  private readonly kick = (onLoop = false): void => {
     this.kickScheduled = false;
     if (this.writing) return;
     const batch = this.queue[0];
@@ -423,7 +446,9 @@ export class CommitLog {
     this.writing = true;
     this.inFlight = batch;
     const buf = batch.chunks.length === 1 ? (batch.chunks[0] as Buffer) : Buffer.concat(batch.chunks, batch.bytes);
-    writeAsync(batch.segment.fd, buf, 0, batch.bytes, batch.offset, (err, written) => {
+    const began = performance.now();
+    const done = (err: Error | null, written: number) => {
+      this.diskFast = performance.now() - began <= (this.options.loopWriteMaxMs ?? LOOP_WRITE_MAX_MS);
       this.queue.shift();
       this.writing = false;
       this.inFlight = undefined;
@@ -438,7 +463,22 @@ export class CommitLog {
       if (batch.waiters.length > 0) this.lastWriteFrames = batch.waiters.length;
       for (const w of batch.waiters) w.resolve(w.position);
       this.kick();
-    });
+    };
+    if (!onLoop) {
+      writeAsync(batch.segment.fd, buf, 0, batch.bytes, batch.offset, done);
+      return;
+    }
+    this.loopWrites++;
+    this.loopWroteThisTurn = true;
+    setImmediate(this.turnEnded);
+    let written = 0;
+    let error: Error | null = null;
+    try {
+      written = writeSync(batch.segment.fd, buf, 0, batch.bytes, batch.offset);
+    } catch (err) {
+      error = err instanceof Error ? err : new Error(String(err));
+    }
+    done(error, written);
   };
 
   private fail(err: Error): void {

@@ -183,3 +183,39 @@ test('a node with more than one message in hand leaves even a lone append for th
   expect(await writesFor(30, 4)).toBe(2); // alone again: the first at once, the other three after it
   await log.close();
 });
+
+test("a lone append is written on the loop's thread while the disk is fast, else in the pool", async () => {
+  // each append in a turn of its own, as a node's requests arrive
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+  // a budget no disk write meets: the first lone write is made on the loop, takes longer than the
+  // budget, and sends the lone writes after it to the pool
+  const slow = CommitLog.open(options({ loopWriteMaxMs: 0 }), undefined);
+  expect(slow.log.loopWrites).toBe(1); // the segment's header, at open
+  for (let i = 0; i < 3; i++) {
+    await nextTurn();
+    await slow.log.append(frame(i));
+  }
+  expect(slow.log.loopWrites).toBe(1);
+  expect(slow.log.diskWrites).toBe(4);
+  await slow.log.close();
+  rmSync(dir, { recursive: true, force: true });
+  dir = mkdtempSync(path.join(tmpdir(), 'qkv-log-'));
+
+  // within the budget: every lone write on the loop; what its turn appends after it waits for the
+  // turn's end, and goes in one write, in the pool
+  const fast = CommitLog.open(options({ loopWriteMaxMs: 60_000 }), undefined);
+  for (let i = 0; i < 3; i++) {
+    await nextTurn();
+    await fast.log.append(frame(i));
+  }
+  expect(fast.log.loopWrites).toBe(4); // the header and three frames
+  await nextTurn();
+  const positions = await Promise.all([10, 11, 12].map((i) => fast.log.append(frame(i))));
+  expect(fast.log.loopWrites).toBe(5);
+  expect(fast.log.diskWrites).toBe(6);
+  await fast.log.close();
+  const again = CommitLog.open(options(), undefined);
+  expect(keys(again.replay)).toEqual(['k0', 'k1', 'k2', 'k10', 'k11', 'k12']);
+  expect(again.replay.slice(-3).map((r) => r.position)).toEqual(positions);
+  await again.log.close();
+});
