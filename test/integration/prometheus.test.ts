@@ -117,11 +117,15 @@ test('promtool passes every node, Prometheus sees request rates of three nodes, 
   const c = await startCluster('127.61.2');
   const nodes = c.nodes as LocalNode[];
 
-  // traffic through every node, kept up while Prometheus scrapes (bounded: at most 2,000 writes);
-  // only load: what the rate counts is every reply, whatever its status
+  // traffic through every node, kept up while Prometheus scrapes: paced, so that it lasts until the
+  // rates are read however fast one client's writes are (bounded: at most 6,000 writes, ~30 s or
+  // more); only load: what the rate counts is every reply, whatever its status
   let writing = true;
   const traffic = (async () => {
-    for (let i = 0; writing && i < 2000; i++) await put((nodes[i % 3] as LocalNode).url, `prom-${i % 200}`, { i }).catch(() => {});
+    for (let i = 0; writing && i < 6000; i++) {
+      await put((nodes[i % 3] as LocalNode).url, `prom-${i % 200}`, { i }).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
   })();
 
   try {
