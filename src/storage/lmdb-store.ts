@@ -12,8 +12,8 @@
 // very bytes the log wrote, so a write is encoded once.
 //
 // A replica's write (putIfNewer) goes to the log before its version check, so the check reads
-// LMDB while the disk write is under way (when the log hands it to the thread pool); a write that loses leaves a void frame, which neither an
-// apply nor a replay takes (commit-log.ts, point 3).
+// LMDB while the disk write is under way (when the log hands it to the thread pool); a write that
+// loses leaves a void frame, which neither an apply nor a replay takes (commit-log.ts, point 3).
 //
 // Writes are not visible to LMDB reads until applied, so writes not yet applied (puts, and deletes
 // as "no record") are kept in `pending`; `get`, `range` and `count` answer from there first: a
@@ -234,10 +234,9 @@ export class LmdbStore implements Store {
    * The write goes to the log before the version check, so its disk write, when the log makes it
    * in the thread pool, is under way while LMDB is read (pages the last apply rewrote: tens of
    * microseconds, on every replica write's path; a lone write made on the loop's thread is on disk
-   * by then, commit-log.ts). A
-   * write that loses leaves its frame in the log, void: it never joins `pending` or `unapplied`, so
-   * no apply takes it, and a replay skips it, as it skips every frame that does not supersede what
-   * the key holds by then (open()).
+   * by then, commit-log.ts). A write that loses leaves its frame in the log, void: it never joins
+   * `pending` or `unapplied`, so no apply takes it, and a replay skips it, as it skips every frame
+   * that does not supersede what the key holds by then (open()).
    */
   async putIfNewer(key: string, record: StoredRecord): Promise<PutOutcome> {
     const frame = this.append(key, record);
